@@ -1,0 +1,64 @@
+"""Fixes that fairseq 0.12 needs on today's PyTorch, applied once when the plugin is imported.
+
+1. ``torch.load`` defaults to ``weights_only=True`` since torch 2.6, which rejects fairseq
+   checkpoints (they pickle the argparse/omegaconf config) and the objects fairseq's distributed
+   utilities exchange. fairseq's own loaders get a ``torch`` whose ``load`` defaults to
+   ``weights_only=False``; every other ``torch.load`` in the process is left alone. Only load
+   checkpoints you trust, as with any pickle.
+2. fairseq-fixed's ``batch_by_size`` silently drops the last batch when
+   ``--required-batch-size-multiple`` does not divide its size, which loses examples in
+   ``fairseq-generate`` and ``fairseq-validate``. The wrapper keeps that batch.
+"""
+import functools
+import types
+
+import numpy as np
+import torch
+
+_APPLIED = False
+
+
+def _torch_with_pickle_load() -> types.ModuleType:
+    """A stand-in for the ``torch`` module whose ``load`` unpickles full fairseq checkpoints."""
+    proxy = types.ModuleType("torch")
+    proxy.__dict__.update(torch.__dict__)
+
+    @functools.wraps(torch.load)
+    def load(*args, **kwargs):
+        kwargs.setdefault("weights_only", False)
+        return torch.load(*args, **kwargs)
+
+    proxy.load = load
+    return proxy
+
+
+def _batch_by_size_keeping_last(original):
+    @functools.wraps(original)
+    def batch_by_size(indices, *args, **kwargs):
+        batches = original(indices, *args, **kwargs)
+        if kwargs.get("fixed_shapes") is not None:
+            return batches
+        order = np.asarray(indices if isinstance(indices, np.ndarray) else list(indices),
+                           dtype=np.int64)
+        batched = sum(len(b) for b in batches)
+        if batched < len(order):
+            # The dropped batch is the tail of the (contiguous) order: put it back.
+            batches = list(batches) + [order[batched:]]
+        return batches
+
+    return batch_by_size
+
+
+def apply() -> None:
+    global _APPLIED
+    if _APPLIED:
+        return
+    from fairseq import checkpoint_utils
+    from fairseq.data import data_utils
+    from fairseq.distributed import utils as distributed_utils
+
+    pickle_torch = _torch_with_pickle_load()
+    checkpoint_utils.torch = pickle_torch
+    distributed_utils.torch = pickle_torch
+    data_utils.batch_by_size = _batch_by_size_keeping_last(data_utils.batch_by_size)
+    _APPLIED = True

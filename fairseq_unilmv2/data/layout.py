@@ -1,0 +1,133 @@
+"""The PMLM input layout and the self-attention mask: the one place where both are defined.
+
+Every token of a UniLMv2 input carries a *role* and a factorization *step*:
+
+- ``CONTEXT`` (step 0): the bidirectional part, i.e. the text with its conventional masks in
+  pre-training, or the source in sequence-to-sequence fine-tuning;
+- ``PSEUDO`` (step i >= 1): a pseudo mask of factorization step i, predicting the token it
+  stands for (same position id, same token type);
+- ``ORIGINAL`` (step i >= 1): an original token of step i, appended so that later steps can
+  condition on it;
+- ``PADDING``: attended by no one.
+
+Who may attend to whom (SPEC 3.4) then follows from roles and steps alone:
+
+- CONTEXT attends to CONTEXT;
+- PSEUDO of step i attends to CONTEXT, to ORIGINAL of steps < i and to PSEUDO of step i;
+- ORIGINAL of step i attends to CONTEXT and to ORIGINAL of steps <= i.
+
+Sequence-to-sequence fine-tuning (SPEC 4) is the special case where every target token is its
+own step, in left-to-right order: the target token j is ORIGINAL of step j and its pseudo mask
+is PSEUDO of step j, so the same rule gives "target attends to the source and to targets at
+positions <= its own; pseudo attends to the source, to targets before it, and to itself".
+Incremental decoding uses the same rule for its two new tokens against the cache.
+
+The paper's worked example (SPEC 3.3; positions 1-based as in the paper, the model's are
+0-based). x = x1 .. x6, masked blocks in factorization order {4, 5} then {2}::
+
+    tokens:     x1 [M] x3 [M] [M] x6 | [P] [P] x4 x5 | [P] x2
+    positions:   1   2  3   4   5  6 |  4   5   4  5 |  2   2
+    role/step:   C   C  C   C   C  C | P1  P1  O1 O1 | P2  O2
+
+    may attend   x1 M2 x3 M4 M5 x6 P4 P5 O4 O5 P2 O2
+    x1..x6        1  1  1  1  1  1  0  0  0  0  0  0
+    P4, P5        1  1  1  1  1  1  1  1  0  0  0  0
+    O4, O5        1  1  1  1  1  1  0  0  1  1  0  0
+    P2            1  1  1  1  1  1  0  0  1  1  1  0
+    O2            1  1  1  1  1  1  0  0  1  1  0  1
+
+``tests/test_layout.py`` rebuilds this example and compares it with the table.
+"""
+from typing import List, NamedTuple, Optional, Sequence
+
+import numpy as np
+import torch
+
+CONTEXT, PSEUDO, ORIGINAL, PADDING = 0, 1, 2, 3
+
+
+def may_attend(query_roles: torch.Tensor, query_steps: torch.Tensor,
+               key_roles: torch.Tensor, key_steps: torch.Tensor) -> torch.Tensor:
+    """Boolean (B, Tq, Tk) mask, True where the query may attend to the key.
+
+    Arguments are (B, Tq) and (B, Tk) role / step tensors. Vectorized: no loop over tokens.
+    A PADDING query attends to the CONTEXT keys, so that its softmax row is never empty.
+    """
+    q_role, q_step = query_roles.unsqueeze(2), query_steps.unsqueeze(2)
+    k_role, k_step = key_roles.unsqueeze(1), key_steps.unsqueeze(1)
+    key_is_context = k_role == CONTEXT
+    pseudo_row = (q_role == PSEUDO) & (((k_role == ORIGINAL) & (k_step < q_step))
+                                       | ((k_role == PSEUDO) & (k_step == q_step)))
+    original_row = (q_role == ORIGINAL) & (k_role == ORIGINAL) & (k_step <= q_step)
+    return key_is_context | pseudo_row | original_row
+
+
+def attention_mask(roles: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+    """Self-attention mask of one packed batch: ``may_attend`` of the batch with itself."""
+    return may_attend(roles, steps, roles, steps)
+
+
+class PMLMLayout(NamedTuple):
+    """One pre-training example laid out as ``[text with masks | P1 O1 | P2 O2 | ...]``."""
+
+    tokens: np.ndarray     # input ids
+    positions: np.ndarray  # 0-based position ids (pseudo masks and originals reuse theirs)
+    segments: np.ndarray   # token types
+    roles: np.ndarray      # CONTEXT / PSEUDO / ORIGINAL
+    steps: np.ndarray      # factorization step (0 for CONTEXT)
+    target: np.ndarray     # original token at every predicted position, pad elsewhere
+
+
+def pmlm_layout(original: np.ndarray, corrupted: np.ndarray, segments: np.ndarray,
+                blocks: Sequence[Sequence[int]], mask_idx: int, pad_idx: int,
+                append_last_originals: bool = True,
+                pseudo_tokens: Optional[np.ndarray] = None) -> PMLMLayout:
+    """Lay out one PMLM example (SPEC 3.3).
+
+    ``original`` is the text (with its special tokens), ``corrupted`` the same text after the
+    80/10/10 rule on the masked positions, ``blocks`` the masked positions grouped into blocks in
+    factorization order. Every masked position is a target of the AE part (whatever it shows)
+    and of its pseudo mask. ``pseudo_tokens`` overrides what the pseudo masks show (one entry
+    per masked position in block order; default: the mask symbol). The originals of the last
+    step are attended by no one, so ``append_last_originals=False`` leaves them out.
+    """
+    length = len(original)
+    masked = np.fromiter((p for block in blocks for p in block), dtype=np.int64)
+    target = np.full(length, pad_idx, dtype=np.int64)
+    target[masked] = original[masked]
+
+    parts_tokens: List[np.ndarray] = [corrupted.astype(np.int64)]
+    parts_pos: List[np.ndarray] = [np.arange(length, dtype=np.int64)]
+    parts_roles: List[np.ndarray] = [np.full(length, CONTEXT, dtype=np.int64)]
+    parts_steps: List[np.ndarray] = [np.zeros(length, dtype=np.int64)]
+    parts_target: List[np.ndarray] = [target]
+    offset = 0
+    for step, block in enumerate(blocks, start=1):
+        block = np.asarray(block, dtype=np.int64)
+        size = len(block)
+        if pseudo_tokens is None:
+            pseudo = np.full(size, mask_idx, dtype=np.int64)
+        else:
+            pseudo = np.asarray(pseudo_tokens[offset:offset + size], dtype=np.int64)
+        offset += size
+        with_originals = append_last_originals or step < len(blocks)
+        n_copies = 2 if with_originals else 1
+        parts_tokens.append(pseudo)
+        parts_target.append(original[block])
+        parts_roles.append(np.full(size, PSEUDO, dtype=np.int64))
+        if with_originals:
+            parts_tokens.append(original[block])
+            parts_target.append(np.full(size, pad_idx, dtype=np.int64))
+            parts_roles.append(np.full(size, ORIGINAL, dtype=np.int64))
+        parts_pos.extend([block] * n_copies)
+        parts_steps.extend([np.full(size, step, dtype=np.int64)] * n_copies)
+
+    positions = np.concatenate(parts_pos)
+    return PMLMLayout(
+        tokens=np.concatenate(parts_tokens),
+        positions=positions,
+        segments=segments[positions],
+        roles=np.concatenate(parts_roles),
+        steps=np.concatenate(parts_steps),
+        target=np.concatenate(parts_target),
+    )

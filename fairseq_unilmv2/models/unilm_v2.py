@@ -1,0 +1,318 @@
+"""The ``unilm_v2`` model: one Transformer that is a bidirectional encoder, a prefix LM and a
+pseudo-masked LM, depending only on the attention mask and position ids it is given.
+
+fairseq sees it in three ways, all sharing the same parameters (``self.transformer``):
+
+- ``model(src_tokens, positions=..., segment_labels=..., attn_mask=..., masked_tokens=...)``:
+  one packed forward, used by pre-training (``pmlm``), seq2seq fine-tuning and
+  ``sentence_prediction`` (``features_only`` / ``classification_head_name``, as RoBERTa);
+- ``model.encoder``: runs the source once and caches its keys and values per layer;
+- ``model.decoder``: an incremental decoder over that cache (SPEC 5), so that fairseq's
+  ``SequenceGenerator`` drives beam search, sampling and the rest unchanged.
+"""
+import logging
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import torch
+from fairseq import utils
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.models import (FairseqEncoder, FairseqEncoderDecoderModel, FairseqIncrementalDecoder,
+                            register_model, register_model_architecture)
+from fairseq.models.roberta.model import RobertaClassificationHead
+from fairseq.utils import safe_getattr, safe_hasattr
+from torch import nn
+
+from ..data.layout import CONTEXT, ORIGINAL, PADDING, PSEUDO, attention_mask, may_attend
+from ..modules.transformer import UniLMv2Transformer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class UniLMv2Config(FairseqDataclass):
+    encoder_layers: int = field(default=12, metadata={"help": "number of Transformer layers"})
+    encoder_embed_dim: int = field(default=768, metadata={"help": "hidden size"})
+    encoder_ffn_embed_dim: int = field(default=3072, metadata={"help": "feed-forward hidden size"})
+    encoder_attention_heads: int = field(default=12, metadata={"help": "attention heads"})
+    max_positions: int = field(default=512, metadata={"help": "rows of the learned absolute "
+                               "position table (position ids are 0-based)"})
+    type_vocab_size: int = field(default=2, metadata={"help": "number of token types (segments)"})
+    source_type_id: int = field(default=0, metadata={"help": "token type of the source / first "
+                                "segment"})
+    target_type_id: int = field(default=1, metadata={"help": "token type of the target / second "
+                                "segment"})
+    rel_pos_bins: int = field(default=32, metadata={"help": "relative position buckets shared by "
+                              "all layers; 0 disables the relative position bias"})
+    max_rel_pos: int = field(default=128, metadata={"help": "distance at which the relative "
+                             "position buckets saturate"})
+    layer_norm_eps: float = field(default=1e-5, metadata={"help": "LayerNorm epsilon (1e-5 in the "
+                                  "released UniLMv2 decoders, 1e-12 in BERT configs)"})
+    activation_fn: ChoiceEnum(utils.get_available_activation_fns()) = field(
+        default="gelu", metadata={"help": "activation function"})
+    dropout: float = field(default=0.1, metadata={"help": "dropout probability"})
+    attention_dropout: float = field(default=0.1, metadata={"help": "dropout on attention weights"})
+    activation_dropout: float = field(default=0.0, metadata={"help": "dropout after the FFN "
+                                      "activation"})
+    pooler_activation_fn: ChoiceEnum(utils.get_available_activation_fns()) = field(
+        default="tanh", metadata={"help": "activation of classification heads"})
+    pooler_dropout: float = field(default=0.0, metadata={"help": "dropout in classification heads"})
+
+
+def _default_inputs(src_tokens: torch.Tensor, padding_idx: int):
+    """Position ids, token types and mask for a plain (bidirectional) input.
+
+    Positions count the real tokens from 0, so left- and right-padded inputs get the same ids;
+    token types are 0; padding is attended by no one.
+    """
+    not_pad = src_tokens.ne(padding_idx)
+    positions = (torch.cumsum(not_pad, dim=1) - 1).clamp(min=0)
+    roles = torch.where(not_pad, CONTEXT, PADDING)
+    return positions, torch.zeros_like(src_tokens), roles
+
+
+@register_model("unilm_v2", dataclass=UniLMv2Config)
+class UniLMv2Model(FairseqEncoderDecoderModel):
+    def __init__(self, cfg: UniLMv2Config, transformer: UniLMv2Transformer, dictionary):
+        encoder = UniLMv2Encoder(dictionary, transformer, cfg)
+        decoder = UniLMv2Decoder(dictionary, transformer, cfg)
+        super().__init__(encoder, decoder)
+        self.cfg = cfg
+        self.transformer = transformer
+        self.classification_heads = nn.ModuleDict()
+
+    @classmethod
+    def build_model(cls, cfg, task):
+        base_architecture(cfg)
+        dictionary = task.source_dictionary
+        transformer = UniLMv2Transformer(cfg, len(dictionary), dictionary.pad())
+        return cls(cfg, transformer, dictionary)
+
+    def forward(self, src_tokens: torch.Tensor, src_lengths: Optional[torch.Tensor] = None,
+                positions: Optional[torch.Tensor] = None,
+                segment_labels: Optional[torch.Tensor] = None,
+                attn_mask: Optional[torch.Tensor] = None, features_only: bool = False,
+                return_all_hiddens: bool = False, classification_head_name: Optional[str] = None,
+                masked_tokens: Optional[torch.Tensor] = None, **unused):
+        """One packed forward over (B, T) tokens.
+
+        ``positions`` (0-based ids), ``segment_labels`` (token types) and ``attn_mask``
+        (bool (B, T, T), True = may attend) default to a plain bidirectional input. With
+        ``masked_tokens`` (bool (B, T)) the LM head runs only at those positions and the logits
+        are (N, V) in row-major order of the mask. Returns ``(output, extra)`` as RoBERTa does.
+        """
+        default_positions, default_segments, roles = _default_inputs(src_tokens, self.transformer.padding_idx)
+        positions = default_positions if positions is None else positions
+        segment_labels = default_segments if segment_labels is None else segment_labels
+        if attn_mask is None:
+            attn_mask = attention_mask(roles, torch.zeros_like(roles))
+        x, _, hiddens = self.transformer(src_tokens, positions, segment_labels, attn_mask,
+                                         return_all_hiddens=return_all_hiddens)
+        extra = {"inner_states": hiddens}
+        if classification_head_name is not None:
+            return self.classification_heads[classification_head_name](x), extra
+        if features_only:
+            return x, extra
+        if masked_tokens is not None:
+            x = x[masked_tokens]
+        return self.transformer.lm_head(x), extra
+
+    def max_positions(self):
+        return self.transformer.max_positions
+
+    @classmethod
+    def from_pretrained(cls, model_name_or_path, checkpoint_file="model.pt",
+                        data_name_or_path=".", bpe=None, **kwargs):
+        """Load a checkpoint (and its dictionary from ``data_name_or_path``) for Python use.
+
+        ``bpe`` names the tokenizer of the training data (e.g. ``"sentencepiece"`` with
+        ``sentencepiece_model=...``, or ``"bert"`` with ``bpe_vocab_file=...``).
+        """
+        from fairseq import hub_utils
+
+        from .hub_interface import UniLMv2HubInterface
+
+        if bpe is not None:
+            kwargs["bpe"] = bpe
+        loaded = hub_utils.from_pretrained(model_name_or_path, checkpoint_file=checkpoint_file,
+                                           data_name_or_path=data_name_or_path,
+                                           load_checkpoint_heads=True, **kwargs)
+        return UniLMv2HubInterface(loaded["args"], loaded["task"], loaded["models"])
+
+    def register_classification_head(self, name, num_classes=None, inner_dim=None, **kwargs):
+        """A RoBERTa-style head over the first token ([CLS]), as ``sentence_prediction`` expects."""
+        if name in self.classification_heads:
+            prev = self.classification_heads[name]
+            if prev.out_proj.out_features != num_classes:
+                logger.warning(f"re-registering head '{name}' with num_classes {num_classes} "
+                               f"(prev: {prev.out_proj.out_features})")
+        self.classification_heads[name] = RobertaClassificationHead(
+            input_dim=self.cfg.encoder_embed_dim,
+            inner_dim=inner_dim or self.cfg.encoder_embed_dim,
+            num_classes=num_classes,
+            activation_fn=self.cfg.pooler_activation_fn,
+            pooler_dropout=self.cfg.pooler_dropout,
+        )
+
+
+class UniLMv2Encoder(FairseqEncoder):
+    """Runs the source bidirectionally once and keeps its keys and values for decoding.
+
+    Holds a reference to the model's transformer, not a copy: the parameters are registered
+    once, under ``transformer.`` in the model.
+    """
+
+    def __init__(self, dictionary, transformer: UniLMv2Transformer, cfg):
+        super().__init__(dictionary)
+        # Bypass nn.Module registration so the shared weights appear once in the state dict.
+        self.__dict__["transformer"] = transformer
+        self.source_type_id = cfg.source_type_id
+
+    def forward(self, src_tokens: torch.Tensor, src_lengths: Optional[torch.Tensor] = None,
+                **unused) -> Dict[str, List[torch.Tensor]]:
+        positions, _, roles = _default_inputs(src_tokens, self.transformer.padding_idx)
+        segments = torch.full_like(src_tokens, self.source_type_id)
+        _, kvs, _ = self.transformer(src_tokens, positions, segments,
+                                     attention_mask(roles, torch.zeros_like(roles)))
+        # fairseq expects Dict[str, List[Tensor]], each tensor reorderable along dim 0.
+        return {
+            "source_keys": [k for k, _ in kvs],
+            "source_values": [v for _, v in kvs],
+            "source_positions": [positions],
+            "source_roles": [roles],
+            "source_lengths": [roles.ne(PADDING).sum(dim=1)],
+        }
+
+    def reorder_encoder_out(self, encoder_out: Dict[str, List[torch.Tensor]], new_order):
+        return {key: [t.index_select(0, new_order) for t in tensors]
+                for key, tensors in encoder_out.items()}
+
+    def max_positions(self):
+        return self.transformer.max_positions
+
+
+class UniLMv2Decoder(FairseqIncrementalDecoder):
+    """Predicts target position q from a mask token placed at q (SPEC 5).
+
+    ``prev_output_tokens`` is fairseq's ``[eos, y1, ..., yt]``; the leading eos is only
+    fairseq's start symbol and is never fed. Target token j sits at position n + j - 1 where n
+    is the real source length. In incremental mode step t feeds y_t (whose keys and values are
+    cached) and a fresh mask token at position n + t (whose output is the next-token
+    distribution and which is then dropped); without an incremental state all targets and one
+    mask per position are fed at once, exactly the fine-tuning layout.
+    """
+
+    def __init__(self, dictionary, transformer: UniLMv2Transformer, cfg):
+        super().__init__(dictionary)
+        self.__dict__["transformer"] = transformer
+        self.target_type_id = cfg.target_type_id
+        self.mask_idx = dictionary.index("<mask>")
+
+    def forward(self, prev_output_tokens: torch.Tensor, encoder_out=None, incremental_state=None,
+                features_only: bool = False, **unused):
+        if incremental_state is not None:
+            x = self._incremental_step(prev_output_tokens, encoder_out, incremental_state)
+        else:
+            x = self._all_positions(prev_output_tokens, encoder_out)
+        if not features_only:
+            x = self.transformer.lm_head(x)
+        return x, {"attn": [None]}
+
+    def _target_chunk(self, targets: torch.Tensor, first_step: int, n_pseudo: int,
+                      source_lengths: torch.Tensor, pseudo_first_step: int):
+        """Tokens, positions, roles, steps of [targets (ORIGINAL) | n_pseudo masks (PSEUDO)]."""
+        batch = targets.size(0)
+        device = targets.device
+        target_steps = torch.arange(first_step, first_step + targets.size(1), device=device)
+        pseudo_steps = torch.arange(pseudo_first_step, pseudo_first_step + n_pseudo, device=device)
+        steps = torch.cat([target_steps, pseudo_steps]).unsqueeze(0).expand(batch, -1)
+        tokens = torch.cat([targets, targets.new_full((batch, n_pseudo), self.mask_idx)], dim=1)
+        roles = torch.cat([torch.where(targets.eq(self.dictionary.pad()), PADDING, ORIGINAL),
+                           targets.new_full((batch, n_pseudo), PSEUDO)], dim=1)
+        positions = source_lengths.unsqueeze(1) + steps - 1
+        return tokens, positions, roles, steps
+
+    def _run(self, tokens, positions, roles, steps, encoder_out, cached_kv=None,
+             cached_steps: int = 0):
+        """Run the chunk against the source cache (and the cached targets 1..cached_steps)."""
+        src_keys, src_values = encoder_out["source_keys"], encoder_out["source_values"]
+        src_positions = encoder_out["source_positions"][0]
+        src_roles = encoder_out["source_roles"][0]
+        source_lengths = encoder_out["source_lengths"][0]
+        batch = tokens.size(0)
+        cached = torch.arange(1, cached_steps + 1, device=tokens.device).unsqueeze(0).expand(batch, -1)
+        key_roles = torch.cat([src_roles, torch.full_like(cached, ORIGINAL), roles], dim=1)
+        key_steps = torch.cat([torch.zeros_like(src_roles), cached, steps], dim=1)
+        past_positions = torch.cat([src_positions, source_lengths.unsqueeze(1) + cached - 1], dim=1)
+        past = []
+        for layer in range(len(src_keys)):
+            k, v = src_keys[layer], src_values[layer]
+            if cached_kv is not None:
+                k = torch.cat([k, cached_kv[f"k{layer}"]], dim=2)
+                v = torch.cat([v, cached_kv[f"v{layer}"]], dim=2)
+            past.append((k, v))
+        mask = may_attend(roles, steps, key_roles, key_steps)
+        segments = torch.full_like(tokens, self.target_type_id)
+        x, new_kvs, _ = self.transformer(tokens, positions, segments, mask, past=past,
+                                         past_positions=past_positions)
+        return x, new_kvs
+
+    def _all_positions(self, prev_output_tokens, encoder_out):
+        targets = prev_output_tokens[:, 1:]
+        source_lengths = encoder_out["source_lengths"][0]
+        chunk = self._target_chunk(targets, 1, targets.size(1) + 1, source_lengths, 1)
+        x, _ = self._run(*chunk, encoder_out)
+        return x[:, targets.size(1):]
+
+    def _incremental_step(self, prev_output_tokens, encoder_out, incremental_state):
+        cache = self.get_incremental_state(incremental_state, "target_kv") or {}
+        n_cached = prev_output_tokens.size(1) - 2 if prev_output_tokens.size(1) > 1 else 0
+        new_targets = prev_output_tokens[:, -1:] if prev_output_tokens.size(1) > 1 \
+            else prev_output_tokens[:, :0]
+        source_lengths = encoder_out["source_lengths"][0]
+        step = prev_output_tokens.size(1)  # the step whose token the mask predicts
+        chunk = self._target_chunk(new_targets, n_cached + 1, 1, source_lengths, step)
+        x, new_kvs = self._run(*chunk, encoder_out, cached_kv=cache or None,
+                               cached_steps=n_cached)
+        if new_targets.size(1):
+            # Only the real token joins the cache; the mask token is thrown away.
+            updated = {}
+            for layer, (k, v) in enumerate(new_kvs):
+                k, v = k[:, :, :1], v[:, :, :1]
+                if cache:
+                    k = torch.cat([cache[f"k{layer}"], k], dim=2)
+                    v = torch.cat([cache[f"v{layer}"], v], dim=2)
+                updated[f"k{layer}"], updated[f"v{layer}"] = k, v
+            self.set_incremental_state(incremental_state, "target_kv", updated)
+        return x[:, -1:]
+
+    def reorder_incremental_state(self, incremental_state, new_order):
+        cache = self.get_incremental_state(incremental_state, "target_kv")
+        if cache:
+            cache = {key: t.index_select(0, new_order) for key, t in cache.items()}
+            self.set_incremental_state(incremental_state, "target_kv", cache)
+
+    def max_positions(self):
+        return self.transformer.max_positions
+
+
+def base_architecture(args):
+    args.encoder_layers = safe_getattr(args, "encoder_layers", 12)
+    args.encoder_embed_dim = safe_getattr(args, "encoder_embed_dim", 768)
+    args.encoder_ffn_embed_dim = safe_getattr(args, "encoder_ffn_embed_dim", 3072)
+    args.encoder_attention_heads = safe_getattr(args, "encoder_attention_heads", 12)
+    args.max_positions = safe_getattr(args, "max_positions", 512)
+
+
+@register_model_architecture("unilm_v2", "unilm_v2_base")
+def unilm_v2_base(args):
+    base_architecture(args)
+
+
+@register_model_architecture("unilm_v2", "unilm_v2_large")
+def unilm_v2_large(args):
+    args.encoder_layers = safe_getattr(args, "encoder_layers", 24)
+    args.encoder_embed_dim = safe_getattr(args, "encoder_embed_dim", 1024)
+    args.encoder_ffn_embed_dim = safe_getattr(args, "encoder_ffn_embed_dim", 4096)
+    args.encoder_attention_heads = safe_getattr(args, "encoder_attention_heads", 16)
+    base_architecture(args)

@@ -1,0 +1,52 @@
+"""Relative position bias shared by all layers (SPEC 2).
+
+The relative position of key j seen from query i is ``pos[j] - pos[i]``, computed from the
+*position ids* the data pipeline gives (pseudo masks reuse the position of the token they stand
+for, so token order says nothing). It is bucketed with the bidirectional T5 / Mesh-TensorFlow
+scheme, one-hot encoded, and projected to one bias per head by a ``Linear(bins -> heads)``
+without bias, which is the same as an embedding lookup ``weight[:, bucket]``.
+"""
+import math
+
+import torch
+from torch import nn
+
+
+def relative_position_bucket(relative_position: torch.Tensor, num_buckets: int = 32,
+                             max_distance: int = 128) -> torch.Tensor:
+    """Map ``pos[j] - pos[i]`` to a bucket id in ``[0, num_buckets)``.
+
+    Half of the buckets serve each sign; keys to the right of the query (positive distance) get
+    an offset of ``num_buckets // 2``. Within a half (h buckets, e = h // 2 exact ones), distance
+    n < e gets bucket n and larger n gets ``e + floor(log(n / e) / log(max_distance / e) * (h - e))``
+    capped at h - 1. With 32 buckets and max distance 128: 0 -> 0, +1 -> 17, -1 -> 1,
+    +7 -> 23, -8 -> 8, +20 -> 26, -127 -> 15, +128 -> 31, -500 -> 15.
+    """
+    half = num_buckets // 2
+    bucket = (relative_position > 0).long() * half
+    n = relative_position.abs()
+    exact = half // 2
+    is_small = n < exact
+    # clamp(min=1) only keeps log() finite on the small entries that torch.where discards.
+    log_ratio = torch.log(n.float().clamp(min=1) / exact) / math.log(max_distance / exact)
+    large = exact + (log_ratio * (half - exact)).long()
+    large = torch.clamp(large, max=half - 1)
+    return bucket + torch.where(is_small, n, large)
+
+
+class RelativePositionBias(nn.Module):
+    """``Linear(num_buckets -> num_heads, bias=False)`` over one-hot relative position buckets."""
+
+    def __init__(self, num_heads: int, num_buckets: int = 32, max_distance: int = 128):
+        super().__init__()
+        self.num_buckets = num_buckets
+        self.max_distance = max_distance
+        self.proj = nn.Linear(num_buckets, num_heads, bias=False)
+
+    def forward(self, query_positions: torch.Tensor, key_positions: torch.Tensor) -> torch.Tensor:
+        """(B, Tq) and (B, Tk) position ids -> bias (B, heads, Tq, Tk)."""
+        relative = key_positions.unsqueeze(1) - query_positions.unsqueeze(2)
+        bucket = relative_position_bucket(relative, self.num_buckets, self.max_distance)
+        # A one-hot vector times the weight is a column lookup: same result, no (B,Tq,Tk,bins).
+        bias = nn.functional.embedding(bucket, self.proj.weight.t())  # (B, Tq, Tk, heads)
+        return bias.permute(0, 3, 1, 2)

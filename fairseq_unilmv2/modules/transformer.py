@@ -1,0 +1,175 @@
+"""The UniLMv2 Transformer: BERT post-LayerNorm layers with a shared relative position bias.
+
+The whole network is batch-first and role-agnostic: what it computes (bidirectional encoder,
+prefix LM, pseudo-masked LM) is decided only by the position ids, token types and boolean
+attention mask it is given (see ``fairseq_unilmv2.data.layout``). Attention goes through
+``F.scaled_dot_product_attention`` with one additive float mask that carries both the structure
+mask and the relative position bias.
+"""
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from fairseq import utils
+from fairseq.modules.transformer_sentence_encoder import init_bert_params
+from torch import nn
+
+from .relative_position import RelativePositionBias
+
+KeyValue = Tuple[torch.Tensor, torch.Tensor]
+
+
+def masked_fill_value(dtype: torch.dtype) -> float:
+    """A large negative that stays finite in fp16/bf16 after adding a bias or a score to it,
+    so a query with every key masked (a padding row) gets a uniform softmax, never NaN."""
+    return torch.finfo(dtype).min / 2
+
+
+class SelfAttention(nn.Module):
+    """Multi-head attention with separate q/k/v projections (BERT's parameter layout)."""
+
+    def __init__(self, embed_dim: int, num_heads: int, attention_dropout: float):
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ValueError(f"--encoder-embed-dim {embed_dim} is not a multiple of "
+                             f"--encoder-attention-heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = embed_dim // num_heads
+        self.attention_dropout = attention_dropout
+        self.q_proj = nn.Linear(embed_dim, embed_dim)
+        self.k_proj = nn.Linear(embed_dim, embed_dim)
+        self.v_proj = nn.Linear(embed_dim, embed_dim)
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape
+        return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor,
+                past: Optional[KeyValue] = None) -> Tuple[torch.Tensor, KeyValue]:
+        """x: (B, T, C); attn_bias: (B, H or 1, T, P + T) additive; past: keys/values of P
+        earlier tokens (B, H, P, d) that the T new tokens may attend to.
+        Returns the output and the keys/values of the T new tokens."""
+        q, k, v = self._heads(self.q_proj(x)), self._heads(self.k_proj(x)), self._heads(self.v_proj(x))
+        new_kv = (k, v)
+        if past is not None:
+            k = torch.cat([past[0], k], dim=2)
+            v = torch.cat([past[1], v], dim=2)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_bias.to(q.dtype),
+            dropout_p=self.attention_dropout if self.training else 0.0)
+        batch, _, length, _ = out.shape
+        out = out.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim)
+        return self.out_proj(out), new_kv
+
+
+class UniLMv2Layer(nn.Module):
+    """BERT layer: residual then LayerNorm (post-LN), after attention and after the FFN."""
+
+    def __init__(self, embed_dim: int, ffn_embed_dim: int, num_heads: int, dropout: float,
+                 attention_dropout: float, activation_dropout: float, activation_fn: str,
+                 layer_norm_eps: float):
+        super().__init__()
+        self.self_attn = SelfAttention(embed_dim, num_heads, attention_dropout)
+        self.self_attn_layer_norm = nn.LayerNorm(embed_dim, eps=layer_norm_eps)
+        self.fc1 = nn.Linear(embed_dim, ffn_embed_dim)
+        self.fc2 = nn.Linear(ffn_embed_dim, embed_dim)
+        self.final_layer_norm = nn.LayerNorm(embed_dim, eps=layer_norm_eps)
+        self.activation_fn = utils.get_activation_fn(activation_fn)
+        self.dropout = nn.Dropout(dropout)
+        self.activation_dropout = nn.Dropout(activation_dropout)
+
+    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor,
+                past: Optional[KeyValue] = None) -> Tuple[torch.Tensor, KeyValue]:
+        attn_out, new_kv = self.self_attn(x, attn_bias, past)
+        x = self.self_attn_layer_norm(x + self.dropout(attn_out))
+        ffn_out = self.fc2(self.activation_dropout(self.activation_fn(self.fc1(x))))
+        x = self.final_layer_norm(x + self.dropout(ffn_out))
+        return x, new_kv
+
+
+class LMHead(nn.Module):
+    """dense -> activation -> LayerNorm -> projection tied to the token embedding, plus a bias."""
+
+    def __init__(self, embed_dim: int, activation_fn: str, weight: nn.Parameter,
+                 layer_norm_eps: float):
+        super().__init__()
+        self.dense = nn.Linear(embed_dim, embed_dim)
+        self.activation_fn = utils.get_activation_fn(activation_fn)
+        self.layer_norm = nn.LayerNorm(embed_dim, eps=layer_norm_eps)
+        self.weight = weight
+        self.bias = nn.Parameter(torch.zeros(weight.size(0)))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = self.layer_norm(self.activation_fn(self.dense(features)))
+        return F.linear(x, self.weight) + self.bias
+
+
+class UniLMv2Transformer(nn.Module):
+    """Embeddings, the layer stack, the shared relative position bias and the LM head."""
+
+    def __init__(self, cfg, vocab_size: int, padding_idx: int):
+        super().__init__()
+        dim = cfg.encoder_embed_dim
+        self.padding_idx = padding_idx
+        self.num_heads = cfg.encoder_attention_heads
+        self.embed_tokens = nn.Embedding(vocab_size, dim, padding_idx)
+        self.embed_positions = nn.Embedding(cfg.max_positions, dim)
+        self.embed_token_types = nn.Embedding(cfg.type_vocab_size, dim)
+        self.embed_layer_norm = nn.LayerNorm(dim, eps=cfg.layer_norm_eps)
+        self.embed_dropout = nn.Dropout(cfg.dropout)
+        self.rel_pos_bias = (RelativePositionBias(self.num_heads, cfg.rel_pos_bins, cfg.max_rel_pos)
+                             if cfg.rel_pos_bins > 0 else None)
+        self.layers = nn.ModuleList(
+            UniLMv2Layer(dim, cfg.encoder_ffn_embed_dim, self.num_heads, cfg.dropout,
+                         cfg.attention_dropout, cfg.activation_dropout, cfg.activation_fn,
+                         cfg.layer_norm_eps)
+            for _ in range(cfg.encoder_layers))
+        self.lm_head = LMHead(dim, cfg.activation_fn, self.embed_tokens.weight, cfg.layer_norm_eps)
+        self.apply(init_bert_params)
+
+    @property
+    def max_positions(self) -> int:
+        return self.embed_positions.num_embeddings
+
+    def embed(self, tokens: torch.Tensor, positions: torch.Tensor,
+              segments: torch.Tensor) -> torch.Tensor:
+        if positions.numel() and int(positions.max()) >= self.max_positions:
+            raise ValueError(
+                f"position id {int(positions.max())} is beyond the {self.max_positions} learned "
+                "positions: shorten the input (--tokens-per-sample, --max-source-positions, "
+                "--max-len-b) or extend the table (scripts/convert_checkpoint.py --max-positions)")
+        x = self.embed_tokens(tokens) + self.embed_positions(positions) \
+            + self.embed_token_types(segments)
+        return self.embed_dropout(self.embed_layer_norm(x))
+
+    def attention_bias(self, may_attend: torch.Tensor, query_positions: torch.Tensor,
+                       key_positions: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Boolean (B, Tq, Tk) mask + relative position bias -> additive (B, H or 1, Tq, Tk)."""
+        if self.rel_pos_bias is not None:
+            bias = self.rel_pos_bias(query_positions, key_positions).to(dtype)
+        else:
+            bias = torch.zeros(may_attend.shape, dtype=dtype, device=may_attend.device).unsqueeze(1)
+        return bias.masked_fill(~may_attend.unsqueeze(1), masked_fill_value(dtype))
+
+    def forward(self, tokens: torch.Tensor, positions: torch.Tensor, segments: torch.Tensor,
+                may_attend: torch.Tensor, past: Optional[List[KeyValue]] = None,
+                past_positions: Optional[torch.Tensor] = None,
+                return_all_hiddens: bool = False):
+        """Run T new tokens, optionally attending to the cached keys/values of P earlier ones.
+
+        ``may_attend`` is (B, T, P + T) over [past | new]. Returns the final hidden states
+        (B, T, C), the per-layer keys/values of the new tokens, and the list of hidden states
+        (embeddings then each layer) when ``return_all_hiddens``.
+        """
+        x = self.embed(tokens, positions, segments)
+        key_positions = positions if past_positions is None else torch.cat([past_positions, positions], 1)
+        attn_bias = self.attention_bias(may_attend, positions, key_positions, x.dtype)
+        new_kvs: List[KeyValue] = []
+        hiddens = [x] if return_all_hiddens else []
+        for i, layer in enumerate(self.layers):
+            x, kv = layer(x, attn_bias, None if past is None else past[i])
+            new_kvs.append(kv)
+            if return_all_hiddens:
+                hiddens.append(x)
+        return x, new_kvs, hiddens

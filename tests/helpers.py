@@ -1,0 +1,49 @@
+"""Shared test utilities: where the real corpora are, how to call fairseq's CLIs, tiny models."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import List, Sequence
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+USER_DIR = str(REPO / "fairseq_unilmv2")
+
+# A tiny unilm_v2 for CPU tests: every dimension is a command-line override.
+TINY_MODEL_ARGS = [
+    "--arch", "unilm_v2_base", "--encoder-layers", "2", "--encoder-embed-dim", "64",
+    "--encoder-ffn-embed-dim", "128", "--encoder-attention-heads", "4",
+]
+
+
+def shared_file(*parts: str) -> Path:
+    """A file of ../shared/data, or skip the test saying why."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the real-text corpora live in ../shared/data")
+    return path
+
+
+def fairseq_cli(name: str) -> str:
+    """Path of a fairseq console script (fairseq-train, ...) of the running environment."""
+    script = Path(sys.executable).parent / name
+    return str(script) if script.exists() else name
+
+
+def run_fairseq(name: str, args: Sequence[str], cwd=None, check: bool = True,
+                input_text=None, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run a fairseq CLI on the CPU and return the finished process (stdout and stderr text)."""
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="2")
+    proc = subprocess.run([fairseq_cli(name), *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, input=input_text, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{name} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n"
+                             f"{proc.stderr[-4000:]}")
+    return proc
+
+
+def write_lines(path: Path, lines: List[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
