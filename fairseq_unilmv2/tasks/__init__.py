@@ -1,0 +1,2 @@
+from . import pmlm  # noqa: F401
+from . import unilm_seq2seq  # noqa: F401
