@@ -47,3 +47,34 @@ def run_fairseq(name: str, args: Sequence[str], cwd=None, check: bool = True,
 def write_lines(path: Path, lines: List[str]) -> Path:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def binarize_text(text_lines: Sequence[str], destdir: Path, threshold: int = 2) -> Path:
+    """fairseq-preprocess --only-source of ``text_lines`` as both train and valid split."""
+    destdir.mkdir(parents=True, exist_ok=True)
+    raw = write_lines(destdir / "raw.txt", list(text_lines))
+    run_fairseq("fairseq-preprocess", ["--only-source", "--trainpref", raw, "--validpref", raw,
+                                       "--destdir", destdir, "--workers", "1",
+                                       "--thresholdsrc", threshold])
+    return destdir
+
+
+def tiny_unilm_model(vocab_words: int = 60, seed: int = 0):
+    """A tiny random ``unilm_v2`` (2 layers, dim 64, no dropout) in eval mode and its dictionary
+    (``vocab_words`` ordinary words ``w0..``, then ``<mask>``), for tests that run the model
+    directly rather than through fairseq-train."""
+    import torch
+    from fairseq.data import Dictionary
+
+    from fairseq_unilmv2.models.unilm_v2 import UniLMv2Config, UniLMv2Model
+    from fairseq_unilmv2.modules.transformer import UniLMv2Transformer
+
+    dictionary = Dictionary()
+    for i in range(vocab_words):
+        dictionary.add_symbol(f"w{i}")
+    dictionary.add_symbol("<mask>")
+    cfg = UniLMv2Config(encoder_layers=2, encoder_embed_dim=64, encoder_ffn_embed_dim=128,
+                        encoder_attention_heads=4, dropout=0.0, attention_dropout=0.0)
+    torch.manual_seed(seed)
+    transformer = UniLMv2Transformer(cfg, len(dictionary), dictionary.pad())
+    return UniLMv2Model(cfg, transformer, dictionary).eval(), dictionary
