@@ -78,3 +78,16 @@ def tiny_unilm_model(vocab_words: int = 60, seed: int = 0):
     torch.manual_seed(seed)
     transformer = UniLMv2Transformer(cfg, len(dictionary), dictionary.pad())
     return UniLMv2Model(cfg, transformer, dictionary).eval(), dictionary
+
+
+# A small uncased WordPiece vocabulary laid out like BERT's: [PAD] first, the other specials
+# after an unused slot, continuation pieces (##) mixed in, so that the fairseq permutation moves
+# every special and shifts the words.
+TINY_WORDPIECE_VOCAB = (["[PAD]", "[unused0]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+                        + "the a cat dog sat ran on in mat park and was is ##s ##ed ##ing "
+                          "hello world play walk , .".split())
+
+
+def write_wordpiece_vocab(path: Path, tokens: Sequence[str] = TINY_WORDPIECE_VOCAB) -> Path:
+    """A WordPiece ``vocab.txt`` (one token a line, line number = embedding row)."""
+    return write_lines(path, list(tokens))
