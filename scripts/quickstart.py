@@ -1,0 +1,477 @@
+#!/usr/bin/env python
+"""UniLMv2 from raw text to ROUGE in one command, every stage a plain command you can copy.
+
+    python scripts/quickstart.py                       # built-in corpus, about 10 minutes on 2 CPUs
+    python scripts/quickstart.py --quick               # same stages, tiny sizes (about 1 minute)
+    python scripts/quickstart.py --text a.txt b.txt --out my_run
+
+Stages (each prints its command, then shows the command's own output live):
+
+ 1. text       paragraphs of the CPython documentation shipped with Python (``pydoc_data``), or
+               of ``--text`` files (paragraphs separated by blank lines, one file = one document);
+               every paragraph is assigned to train / valid / test, test paragraphs are never
+               seen in pre-training;
+ 2. spm        train a sentencepiece model on the pre-training text, encode every file;
+ 3. binarize   ``fairseq-preprocess`` the pre-training text (its dict.txt is THE vocabulary),
+               then the seq2seq pairs with ``--srcdict/--tgtdict`` = that dict.txt, so one
+               embedding serves pre-training and fine-tuning;
+ 4. pretrain   ``fairseq-train --task pmlm --criterion pmlm`` (AE + PAR losses);
+ 5. finetune   an XSum-style task built from the same text (a paragraph's first sentence is the
+               summary of the rest), ``fairseq-train --task unilm_seq2seq --restore-file``;
+ 6. generate   ``fairseq-generate`` the test set with beam search, detokenized by sentencepiece;
+ 7. score      ``scripts/score.py`` ROUGE-1/2/L (and BLEU) of the hypotheses against the raw
+               reference summaries, saved as JSON;
+ 8. plot       train and valid loss curves parsed from fairseq's ``--log-format json`` lines,
+               saved as a PNG plus the plotted series as JSON.
+"""
+import argparse
+import json
+import os
+import random
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+REPO = Path(__file__).resolve().parents[1]
+USER_DIR = REPO / "fairseq_unilmv2"
+
+
+@dataclass
+class QuickstartConfig:
+    text: List[str] = field(default_factory=list, metadata={
+        "help": "plain-text files to use instead of the built-in CPython documentation "
+                "(paragraphs separated by blank lines; each file is one document)"})
+    out: str = field(default="demo_out", metadata={
+        "help": "output folder; the stages' previous results in it are replaced"})
+    quick: bool = field(default=False, metadata={
+        "help": "reduced sizes (tiny model, few updates, few test inputs): the same stages in "
+                "about a minute; explicit size flags still win"})
+    vocab_size: int = field(default=3000, metadata={"help": "sentencepiece vocabulary size"})
+    encoder_layers: int = field(default=4, metadata={"help": "Transformer layers"})
+    encoder_embed_dim: int = field(default=128, metadata={"help": "hidden size"})
+    encoder_ffn_embed_dim: int = field(default=512, metadata={"help": "feed-forward size"})
+    encoder_attention_heads: int = field(default=4, metadata={"help": "attention heads"})
+    tokens_per_sample: int = field(default=128, metadata={
+        "help": "pre-training block length in sentencepiece tokens"})
+    pretrain_updates: int = field(default=1200, metadata={"help": "pre-training updates"})
+    pretrain_batch_size: int = field(default=16, metadata={"help": "pre-training blocks a batch"})
+    pretrain_lr: float = field(default=5e-4, metadata={"help": "pre-training peak learning rate"})
+    finetune_updates: int = field(default=800, metadata={"help": "fine-tuning updates"})
+    finetune_batch_size: int = field(default=16, metadata={"help": "fine-tuning pairs a batch"})
+    finetune_lr: float = field(default=3e-4, metadata={"help": "fine-tuning peak learning rate"})
+    max_source_positions: int = field(default=192, metadata={
+        "help": "source budget of fine-tuning in tokens (longer sources are truncated)"})
+    max_target_positions: int = field(default=48, metadata={
+        "help": "target budget of fine-tuning and maximum generated length"})
+    beam: int = field(default=5, metadata={"help": "beam size of fairseq-generate"})
+    lenpen: float = field(default=0.6, metadata={"help": "length penalty (XSum setting, SPEC 4)"})
+    max_test_examples: int = field(default=0, metadata={
+        "help": "decode at most this many test pairs (0 = all)"})
+    seed: int = field(default=1, metadata={"help": "seed of the splits and of fairseq"})
+
+
+# What --quick changes: every value the test needs to finish in well under a minute or two.
+QUICK = dict(vocab_size=800, encoder_layers=2, encoder_embed_dim=64, encoder_ffn_embed_dim=128,
+             pretrain_updates=30, finetune_updates=30, max_test_examples=13)
+
+# Sentence boundary: end punctuation, spaces, then something that starts a sentence.
+SENTENCE_END = re.compile(r'(?<=[.!?])\s+(?=[A-Z"“(])')
+HEADING_UNDERLINE = set("*=-~^#")
+
+
+# ----------------------------------------------------------------------------- command line
+def parse_args(argv: Optional[Sequence[str]] = None) -> QuickstartConfig:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for f in fields(QuickstartConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default_factory() if f.name == "text" else f.default
+        help_text = f.metadata["help"] + (f" (--quick: {QUICK[f.name]})" if f.name in QUICK else "")
+        if f.type is bool:
+            parser.add_argument(flag, action="store_true", help=help_text)
+        elif f.name == "text":
+            parser.add_argument(flag, nargs="+", metavar="FILE", default=default, help=help_text)
+        else:
+            # default None: lets --quick fill in only what the user did not set.
+            parser.add_argument(flag, type=type(default), default=None,
+                                help=f"{help_text} [default: {default}]")
+    args = vars(parser.parse_args(argv))
+    for name, value in args.items():
+        if value is None:
+            args[name] = QUICK[name] if args["quick"] and name in QUICK \
+                else QuickstartConfig.__dataclass_fields__[name].default
+    for f in fields(QuickstartConfig):
+        if isinstance(args[f.name], (int, float)) and not isinstance(args[f.name], bool) \
+                and args[f.name] < 0:
+            parser.error(f"--{f.name.replace('_', '-')} must not be negative")
+    return QuickstartConfig(**args)
+
+
+# ----------------------------------------------------------------------------- running commands
+def cli(name: str) -> str:
+    """A console script (fairseq-train, ...) of the running Python environment."""
+    script = Path(sys.executable).parent / name
+    return str(script) if script.exists() else name
+
+
+def run(cmd: Sequence[str], log: Optional[Path] = None, stdout_file: Optional[Path] = None) -> str:
+    """Print the command, run it with its output shown live, and fail with a clear message.
+
+    ``log``: also copy the output there (shown as ``| tee``). ``stdout_file``: the command's
+    standard output goes to that file instead (shown as ``>``). Returns the captured output.
+    """
+    cmd = [str(c) for c in cmd]
+    shown = shlex.join(cmd)
+    if stdout_file is not None:
+        shown += f" > {shlex.quote(str(stdout_file))}"
+    if log is not None:
+        shown += f" 2>&1 | tee {shlex.quote(str(log))}"
+    print(f"\n$ {shown}", flush=True)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    lines = []
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env=env, cwd=REPO) as proc:
+        for line in proc.stdout:
+            print(line, end="", flush=True)
+            lines.append(line)
+    output = "".join(lines)
+    if log is not None:
+        log.write_text(output, encoding="utf-8")
+    if stdout_file is not None:
+        stdout_file.write_text(output, encoding="utf-8")
+    if proc.returncode != 0:
+        raise SystemExit(f"\nquickstart: this command failed with exit code {proc.returncode}:\n"
+                         f"  {shown}\nIts output is above"
+                         + (f" and in {log}." if log else "."))
+    return output
+
+
+def fresh_dir(path: Path) -> Path:
+    """An empty folder: a stage always starts clean, so fairseq never resumes an old run."""
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def write_lines(path: Path, lines: Sequence[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+# ----------------------------------------------------------------------------- stage 1: text
+def builtin_documents() -> List[str]:
+    """The CPython documentation topics that ship with every Python (``help('if')``)."""
+    from pydoc_data.topics import topics
+    return [topics[name] for name in sorted(topics)]
+
+
+def prose_paragraphs(document: str) -> List[str]:
+    """The prose paragraphs of a document, each on one line.
+
+    Drops headings (a line underlined with ``***``), code and grammar blocks (mostly symbols)
+    and fragments too short to be a sentence.
+    """
+    paragraphs = []
+    for block in re.split(r"\n\s*\n", document):
+        lines = [line.strip() for line in block.strip("\n").split("\n")]
+        if len(lines) >= 2 and lines[1] and set(lines[1]) <= HEADING_UNDERLINE:
+            continue
+        text = " ".join(line for line in lines if line)
+        if len(text.split()) < 6 or text.startswith((">>>", "...")):
+            continue
+        wordlike = sum(c.isalpha() or c.isspace() for c in text) / len(text)
+        if wordlike >= 0.85:
+            paragraphs.append(text)
+    return paragraphs
+
+
+def summary_pair(paragraph: str) -> Optional[Tuple[str, str]]:
+    """XSum-style (document, summary): the first sentence summarises the rest of the paragraph."""
+    sentences = SENTENCE_END.split(paragraph)
+    if len(sentences) < 2:
+        return None
+    summary, rest = sentences[0], " ".join(sentences[1:])
+    if not 3 <= len(summary.split()) <= 60 or len(rest.split()) < 5:
+        return None
+    return rest, summary
+
+
+def build_text(cfg: QuickstartConfig, text_dir: Path) -> Dict[str, int]:
+    """Write the pre-training text and the seq2seq pairs, split by paragraph.
+
+    Paragraph i (counted over all documents) goes to test when i % 10 == 0, to valid when
+    i % 10 == 1, to train otherwise, so test paragraphs are never seen in pre-training. The pairs
+    of each split are shuffled with the seed.
+    """
+    if cfg.text:
+        documents = [Path(p).read_text(encoding="utf-8", errors="replace") for p in cfg.text]
+    else:
+        documents = builtin_documents()
+    rng = random.Random(cfg.seed)
+    pretrain = {"train": [], "valid": []}
+    pairs = {"train": [], "valid": [], "test": []}
+    index = 0
+    for document in documents:
+        paragraphs = prose_paragraphs(document)
+        splits = [("test", "valid", "train")[min((index + i) % 10, 2)]
+                  for i in range(len(paragraphs))]
+        index += len(paragraphs)
+        for split in ("train", "valid"):
+            doc = [p for p, s in zip(paragraphs, splits) if s == split]
+            if doc:  # fairseq's convention: one line a sentence, a blank line between documents
+                pretrain[split].extend(doc + [""])
+        for paragraph, split in zip(paragraphs, splits):
+            pair = summary_pair(paragraph)
+            if pair is not None:
+                pairs[split].append(pair)
+    for split in pairs:
+        rng.shuffle(pairs[split])
+    if cfg.max_test_examples:
+        pairs["test"] = pairs["test"][:cfg.max_test_examples]
+    too_small = [s for s in ("train", "valid", "test") if not pairs[s]] + \
+        [f"pretrain-{s}" for s in pretrain if not pretrain[s]]
+    if too_small:
+        raise SystemExit(f"quickstart: the text gives no {', '.join(too_small)} examples: give "
+                         f"more text (paragraphs of several sentences separated by blank lines)")
+    for split, lines in pretrain.items():
+        write_lines(text_dir / "pretrain" / f"{split}.txt", lines)
+    for split, split_pairs in pairs.items():
+        write_lines(text_dir / "seq2seq" / f"{split}.src", [src for src, _ in split_pairs])
+        write_lines(text_dir / "seq2seq" / f"{split}.tgt", [tgt for _, tgt in split_pairs])
+    counts = {f"pretrain_{s}_paragraphs": sum(1 for line in v if line) for s, v in pretrain.items()}
+    counts.update({f"seq2seq_{s}_pairs": len(v) for s, v in pairs.items()})
+    print("text: " + ", ".join(f"{k}={v}" for k, v in counts.items()), flush=True)
+    return counts
+
+
+# ----------------------------------------------------------------------------- stage 2: spm
+SPM_TRAIN = 'import sys, sentencepiece as spm; spm.SentencePieceTrainer.train(" ".join(sys.argv[1:]))'
+SPM_ENCODE = """import sys, sentencepiece as spm
+sp = spm.SentencePieceProcessor(model_file=sys.argv[1])
+for src, dst in zip(sys.argv[2::2], sys.argv[3::2]):
+    with open(src, encoding="utf-8") as fin, open(dst, "w", encoding="utf-8") as fout:
+        fout.writelines(" ".join(sp.encode(line.strip(), out_type=str)) + "\\n" for line in fin)"""
+
+
+def sentencepiece(cfg: QuickstartConfig, text_dir: Path, spm_dir: Path) -> Path:
+    prefix = spm_dir / "spm"
+    run([sys.executable, "-c", SPM_TRAIN, f"--input={text_dir / 'pretrain' / 'train.txt'}",
+         f"--model_prefix={prefix}", f"--vocab_size={cfg.vocab_size}", "--model_type=unigram",
+         "--character_coverage=1.0", "--hard_vocab_limit=false", "--minloglevel=1"])
+    files = []
+    for split in ("train", "valid"):
+        files += [text_dir / "pretrain" / f"{split}.txt", spm_dir / "pretrain" / f"{split}.txt"]
+    for split in ("train", "valid", "test"):
+        for lang in ("src", "tgt"):
+            files += [text_dir / "seq2seq" / f"{split}.{lang}", spm_dir / "seq2seq" / f"{split}.{lang}"]
+    for sub in ("pretrain", "seq2seq"):
+        (spm_dir / sub).mkdir(parents=True, exist_ok=True)
+    run([sys.executable, "-c", SPM_ENCODE, f"{prefix}.model", *files])
+    return Path(f"{prefix}.model")
+
+
+# ----------------------------------------------------------------------------- stage 3: binarize
+def binarize(spm_dir: Path, bin_dir: Path) -> Tuple[Path, Path]:
+    pretrain_bin, seq2seq_bin = bin_dir / "pretrain", bin_dir / "seq2seq"
+    run([cli("fairseq-preprocess"), "--only-source",
+         "--trainpref", spm_dir / "pretrain" / "train.txt",
+         "--validpref", spm_dir / "pretrain" / "valid.txt",
+         "--destdir", pretrain_bin, "--workers", "2"])
+    dictionary = pretrain_bin / "dict.txt"
+    prefix = spm_dir / "seq2seq"
+    run([cli("fairseq-preprocess"), "--source-lang", "src", "--target-lang", "tgt",
+         "--srcdict", dictionary, "--tgtdict", dictionary,
+         "--trainpref", prefix / "train", "--validpref", prefix / "valid",
+         "--testpref", prefix / "test", "--destdir", seq2seq_bin, "--workers", "2"])
+    return pretrain_bin, seq2seq_bin
+
+
+# ----------------------------------------------------------------------------- stages 4-5: train
+def model_args(cfg: QuickstartConfig) -> List[str]:
+    return ["--user-dir", USER_DIR, "--arch", "unilm_v2_base",
+            "--encoder-layers", cfg.encoder_layers, "--encoder-embed-dim", cfg.encoder_embed_dim,
+            "--encoder-ffn-embed-dim", cfg.encoder_ffn_embed_dim,
+            "--encoder-attention-heads", cfg.encoder_attention_heads]
+
+
+def schedule_args(updates: int, lr: float, warmup_ratio: float) -> List[str]:
+    """Adam with linear warm-up then linear decay, as the paper.
+
+    Validation (and a save, so checkpoint_best.pt follows it) every 1/8 of the run rather than
+    every epoch: epochs of this small corpus are short, so per-epoch validation would cost more
+    than the training and would give the quick mode a single point.
+    """
+    every = max(1, updates // 8)
+    return ["--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--adam-eps", "1e-6",
+            "--weight-decay", "0.01", "--clip-norm", "1.0", "--lr", lr,
+            "--lr-scheduler", "polynomial_decay", "--total-num-update", max(updates, 1),
+            "--warmup-updates", max(1, int(updates * warmup_ratio)), "--max-update", updates,
+            "--validate-interval", "1000000", "--validate-interval-updates", every,
+            "--save-interval-updates", every, "--keep-interval-updates", "1",
+            "--no-epoch-checkpoints", "--log-format", "json",
+            "--log-interval", max(1, min(10, updates // 20)), "--num-workers", "0"]
+
+
+def pretrain(cfg: QuickstartConfig, data: Path, save_dir: Path, log: Path) -> Path:
+    run([cli("fairseq-train"), data, *model_args(cfg), "--task", "pmlm", "--criterion", "pmlm",
+         "--tokens-per-sample", cfg.tokens_per_sample, "--batch-size", cfg.pretrain_batch_size,
+         *schedule_args(cfg.pretrain_updates, cfg.pretrain_lr, 0.06),
+         "--save-dir", fresh_dir(save_dir), "--seed", cfg.seed], log=log)
+    return save_dir / "checkpoint_last.pt"
+
+
+def finetune(cfg: QuickstartConfig, data: Path, pretrained: Path, save_dir: Path,
+             log: Path) -> Path:
+    run([cli("fairseq-train"), data, *model_args(cfg),
+         "--task", "unilm_seq2seq", "--criterion", "unilm_seq2seq",
+         "--restore-file", pretrained, "--reset-optimizer", "--reset-dataloader",
+         "--reset-meters", "--max-source-positions", cfg.max_source_positions,
+         "--max-target-positions", cfg.max_target_positions,
+         "--batch-size", cfg.finetune_batch_size,
+         *schedule_args(cfg.finetune_updates, cfg.finetune_lr, 0.02),
+         "--save-dir", fresh_dir(save_dir), "--seed", cfg.seed], log=log)
+    return save_dir / "checkpoint_best.pt"
+
+
+# ----------------------------------------------------------------------------- stage 6-7: decode
+def generate(cfg: QuickstartConfig, data: Path, checkpoint: Path, spm_model: Path,
+             results: Path, hypotheses: Path) -> Path:
+    run([cli("fairseq-generate"), data, "--user-dir", USER_DIR, "--task", "unilm_seq2seq",
+         "--path", checkpoint, "--gen-subset", "test", "--beam", cfg.beam, "--lenpen", cfg.lenpen,
+         "--max-len-b", cfg.max_target_positions, "--no-repeat-ngram-size", "3",
+         "--max-source-positions", cfg.max_source_positions,
+         "--max-target-positions", cfg.max_target_positions,
+         "--batch-size", "32", "--bpe", "sentencepiece", "--sentencepiece-model", spm_model,
+         "--scoring", "rouge", "--results-path", fresh_dir(results)])
+    output = results / "generate-test.txt"
+    # D-<id> lines are the sentencepiece-decoded hypotheses; ids are test line numbers.
+    detok = {}
+    for line in output.read_text(encoding="utf-8").splitlines():
+        if line.startswith("D-"):
+            sample_id, _score, text = (line.split("\t") + [""])[:3]
+            detok[int(sample_id[2:])] = text
+    write_lines(hypotheses, [detok.get(i, "") for i in range(len(detok))])
+    print(f"wrote {len(detok)} detokenized hypotheses to {hypotheses}", flush=True)
+    return hypotheses
+
+
+def score(hypotheses: Path, references: Path, scores: Path) -> Dict[str, float]:
+    output = run([sys.executable, REPO / "scripts" / "score.py", "--hyp", hypotheses,
+                  "--ref", references, "--json"], stdout_file=scores)
+    return json.loads(output.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- stage 8: plot
+STATS_LINE = re.compile(r"\| (train_inner|valid) \| (\{.*\})\s*$")
+
+
+def loss_series(log: Path, names: Sequence[str]) -> Dict[str, List[Tuple[int, float]]]:
+    """(update, value) series of train and valid metrics from fairseq's json log lines.
+
+    fairseq prints ``... | train_inner | {"loss": "9.1", "num_updates": "10", ...}`` every
+    ``--log-interval`` updates and ``... | valid | {"valid_loss": ...}`` at each validation.
+    """
+    series: Dict[str, List[Tuple[int, float]]] = {}
+    for line in log.read_text(encoding="utf-8").splitlines():
+        match = STATS_LINE.search(line)
+        if not match:
+            continue
+        tag, stats = match.group(1), json.loads(match.group(2))
+        prefix = "train" if tag == "train_inner" else "valid"
+        key_prefix = "" if tag == "train_inner" else "valid_"
+        updates = stats.get(f"{key_prefix}num_updates")
+        for name in names:
+            value = stats.get(key_prefix + name)
+            if value is not None and updates is not None:
+                series.setdefault(f"{prefix}_{name}", []).append((int(updates), float(value)))
+    return series
+
+
+def plot(pretrain_log: Path, finetune_log: Path, png: Path, sidecar: Path) -> Dict:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {"pretrain": loss_series(pretrain_log, ["ae_loss", "par_loss"]),
+              "finetune": loss_series(finetune_log, ["loss"])}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    titles = {"pretrain": "pre-training (PMLM)", "finetune": "fine-tuning (seq2seq)"}
+    for ax, (stage, series) in zip(axes, curves.items()):
+        for name, points in sorted(series.items()):
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, marker="o" if name.startswith("valid") else None,
+                    markersize=3, label=name)
+        ax.set(title=titles[stage], xlabel="update", ylabel="loss (as fairseq logs it)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    sidecar.write_text(json.dumps(curves, indent=1), encoding="utf-8")
+    return curves
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv: Optional[Sequence[str]] = None) -> Dict:
+    cfg = parse_args(argv)
+    start = time.time()
+    out = Path(cfg.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    text_dir, spm_dir = fresh_dir(out / "text"), fresh_dir(out / "spm")
+    logs = fresh_dir(out / "logs")
+    print(f"== quickstart: all results go to {out}", flush=True)
+
+    print("\n== 1/8 text: paragraphs, splits and XSum-style pairs", flush=True)
+    counts = build_text(cfg, text_dir)
+    print("\n== 2/8 sentencepiece: train and encode", flush=True)
+    spm_model = sentencepiece(cfg, text_dir, spm_dir)
+    print("\n== 3/8 fairseq-preprocess: binarize (one dictionary for both tasks)", flush=True)
+    pretrain_bin, seq2seq_bin = binarize(spm_dir, fresh_dir(out / "data-bin"))
+    print("\n== 4/8 fairseq-train --task pmlm: pre-training", flush=True)
+    pretrained = pretrain(cfg, pretrain_bin, out / "checkpoints" / "pretrain",
+                          logs / "pretrain.log")
+    print("\n== 5/8 fairseq-train --task unilm_seq2seq: fine-tuning", flush=True)
+    finetuned = finetune(cfg, seq2seq_bin, pretrained, out / "checkpoints" / "finetune",
+                         logs / "finetune.log")
+    print("\n== 6/8 fairseq-generate: decode the test set", flush=True)
+    hypotheses = generate(cfg, seq2seq_bin, finetuned, spm_model, out / "generate",
+                          out / "test.hyp")
+    print("\n== 7/8 score: ROUGE against the raw reference summaries", flush=True)
+    scores = score(hypotheses, text_dir / "seq2seq" / "test.tgt", out / "scores.json")
+    print("\n== 8/8 plot: loss curves from fairseq's json logs", flush=True)
+    curves = plot(logs / "pretrain.log", logs / "finetune.log", out / "loss_curves.png",
+                  out / "loss_curves.json")
+
+    summary = {
+        "minutes": round((time.time() - start) / 60, 2),
+        "data": counts,
+        "final": {stage: {name: points[-1][1] for name, points in series.items()}
+                  for stage, series in curves.items()},
+        "scores": scores,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    print(f"""
+== done in {summary['minutes']} minutes
+sentencepiece model    {spm_model}
+binarized data         {pretrain_bin}  {seq2seq_bin}
+pre-trained checkpoint {pretrained}
+fine-tuned checkpoint  {finetuned}
+hypotheses             {hypotheses}  (fairseq output: {out / 'generate' / 'generate-test.txt'})
+references             {text_dir / 'seq2seq' / 'test.tgt'}
+scores (JSON)          {out / 'scores.json'}: {json.dumps(scores)}
+loss curves            {out / 'loss_curves.png'}  (series: {out / 'loss_curves.json'})
+logs                   {logs}
+summary                {out / 'summary.json'}""", flush=True)
+    return summary
+
+
+if __name__ == "__main__":
+    main()
