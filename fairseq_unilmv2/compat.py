@@ -8,6 +8,10 @@
 2. fairseq-fixed's ``batch_by_size`` silently drops the last batch when
    ``--required-batch-size-multiple`` does not divide its size, which loses examples in
    ``fairseq-generate`` and ``fairseq-validate``. The wrapper keeps that batch.
+3. fairseq writes a checkpoint atomically (temporary file, then rename) but then *copies* it to
+   ``checkpoint_last.pt`` in place, so a run killed during that copy leaves a truncated
+   ``checkpoint_last.pt`` and cannot resume. Checkpoint copies now go through a temporary file
+   and a rename too.
 """
 import functools
 import types
@@ -49,6 +53,25 @@ def _batch_by_size_keeping_last(original):
     return batch_by_size
 
 
+class _AtomicCopyPathManager:
+    """fairseq's ``PathManager`` whose ``copy`` never leaves a partly written destination."""
+
+    def __init__(self, path_manager):
+        self._path_manager = path_manager
+
+    def __getattr__(self, name):
+        return getattr(self._path_manager, name)
+
+    def copy(self, src_path: str, dst_path: str, overwrite: bool = False) -> bool:
+        pm = self._path_manager
+        if not pm.supports_rename(dst_path):
+            return pm.copy(src_path, dst_path, overwrite=overwrite)
+        tmp_path = dst_path + ".tmp"
+        copied = pm.copy(src_path, tmp_path, overwrite=True)
+        pm.rename(tmp_path, dst_path)
+        return copied
+
+
 def apply() -> None:
     global _APPLIED
     if _APPLIED:
@@ -61,4 +84,5 @@ def apply() -> None:
     checkpoint_utils.torch = pickle_torch
     distributed_utils.torch = pickle_torch
     data_utils.batch_by_size = _batch_by_size_keeping_last(data_utils.batch_by_size)
+    checkpoint_utils.PathManager = _AtomicCopyPathManager(checkpoint_utils.PathManager)
     _APPLIED = True
