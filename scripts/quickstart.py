@@ -71,6 +71,8 @@ class QuickstartConfig:
         "help": "target budget of fine-tuning and maximum generated length"})
     beam: int = field(default=5, metadata={"help": "beam size of fairseq-generate"})
     lenpen: float = field(default=0.6, metadata={"help": "length penalty (XSum setting, SPEC 4)"})
+    validations: int = field(default=8, metadata={
+        "help": "validations (each followed by a checkpoint save) per training run"})
     max_test_examples: int = field(default=0, metadata={
         "help": "decode at most this many test pairs (0 = all)"})
     seed: int = field(default=1, metadata={"help": "seed of the splits and of fairseq"})
@@ -78,7 +80,7 @@ class QuickstartConfig:
 
 # What --quick changes: every value the test needs to finish in well under a minute or two.
 QUICK = dict(vocab_size=800, encoder_layers=2, encoder_embed_dim=64, encoder_ffn_embed_dim=128,
-             pretrain_updates=30, finetune_updates=30, max_test_examples=13)
+             pretrain_updates=30, finetune_updates=30, validations=3, max_test_examples=13)
 
 # Sentence boundary: end punctuation, spaces, then something that starts a sentence.
 SENTENCE_END = re.compile(r'(?<=[.!?])\s+(?=[A-Z"“(])')
@@ -135,7 +137,9 @@ def run(cmd: Sequence[str], log: Optional[Path] = None, stdout_file: Optional[Pa
     print(f"\n$ {shown}", flush=True)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     lines = []
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    # stderr joins the shown output, except where stdout is the command's result file.
+    stderr = None if stdout_file is not None else subprocess.STDOUT
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True,
                           env=env, cwd=REPO) as proc:
         for line in proc.stdout:
             print(line, end="", flush=True)
@@ -302,14 +306,14 @@ def model_args(cfg: QuickstartConfig) -> List[str]:
             "--encoder-attention-heads", cfg.encoder_attention_heads]
 
 
-def schedule_args(updates: int, lr: float, warmup_ratio: float) -> List[str]:
+def schedule_args(updates: int, lr: float, warmup_ratio: float, validations: int) -> List[str]:
     """Adam with linear warm-up then linear decay, as the paper.
 
-    Validation (and a save, so checkpoint_best.pt follows it) every 1/8 of the run rather than
-    every epoch: epochs of this small corpus are short, so per-epoch validation would cost more
-    than the training and would give the quick mode a single point.
+    Validation (and a save, so checkpoint_best.pt follows it) a fixed number of times a run
+    rather than every epoch: epochs of this small corpus are short, so per-epoch validation
+    would cost more than the training and would give the quick mode a single point.
     """
-    every = max(1, updates // 8)
+    every = max(1, updates // max(1, validations))
     return ["--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--adam-eps", "1e-6",
             "--weight-decay", "0.01", "--clip-norm", "1.0", "--lr", lr,
             "--lr-scheduler", "polynomial_decay", "--total-num-update", max(updates, 1),
@@ -323,7 +327,7 @@ def schedule_args(updates: int, lr: float, warmup_ratio: float) -> List[str]:
 def pretrain(cfg: QuickstartConfig, data: Path, save_dir: Path, log: Path) -> Path:
     run([cli("fairseq-train"), data, *model_args(cfg), "--task", "pmlm", "--criterion", "pmlm",
          "--tokens-per-sample", cfg.tokens_per_sample, "--batch-size", cfg.pretrain_batch_size,
-         *schedule_args(cfg.pretrain_updates, cfg.pretrain_lr, 0.06),
+         *schedule_args(cfg.pretrain_updates, cfg.pretrain_lr, 0.06, cfg.validations),
          "--save-dir", fresh_dir(save_dir), "--seed", cfg.seed], log=log)
     return save_dir / "checkpoint_last.pt"
 
@@ -336,7 +340,7 @@ def finetune(cfg: QuickstartConfig, data: Path, pretrained: Path, save_dir: Path
          "--reset-meters", "--max-source-positions", cfg.max_source_positions,
          "--max-target-positions", cfg.max_target_positions,
          "--batch-size", cfg.finetune_batch_size,
-         *schedule_args(cfg.finetune_updates, cfg.finetune_lr, 0.02),
+         *schedule_args(cfg.finetune_updates, cfg.finetune_lr, 0.02, cfg.validations),
          "--save-dir", fresh_dir(save_dir), "--seed", cfg.seed], log=log)
     return save_dir / "checkpoint_best.pt"
 
