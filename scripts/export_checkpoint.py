@@ -32,7 +32,8 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
                         datefmt="%Y-%m-%d %H:%M:%S",
-                        level=os.environ.get("LOGLEVEL", "INFO").upper(), stream=sys.stdout)
+                        level=os.environ.get("LOGLEVEL", "INFO").upper(), stream=sys.stdout,
+                        force=True)
     args = parse_args(argv)
     try:
         export_checkpoint(args.checkpoint, args.out, dict_path=args.dict, vocab=args.vocab)

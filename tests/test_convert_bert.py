@@ -95,6 +95,34 @@ def test_fairseq_model_computes_what_hf_bert_computes(released, converted):
                                atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("task_name, task_args", [
+    ("pmlm", {}), ("unilm_seq2seq", {"source_lang": "src", "target_lang": "tgt"})])
+def test_task_dictionary_ids_line_up_with_embedding_rows(released, converted, task_name,
+                                                         task_args):
+    """Whatever UniLMv2 task loads DIR (dict.txt, then <mask> appended), every WordPiece token's
+    fairseq id points at that token's released embedding row."""
+    from fairseq import tasks
+    from fairseq.dataclass.configs import FairseqConfig
+    from omegaconf import OmegaConf
+
+    _, hf = released
+    _, out = converted
+    task_cfg = tasks.TASK_DATACLASS_REGISTRY[task_name](_name=task_name, data=str(out),
+                                                        **task_args)
+    cfg = OmegaConf.structured(FairseqConfig(task=task_cfg))  # as fairseq-train builds it
+    dictionary = tasks.setup_task(cfg.task).source_dictionary
+    model_state = checkpoint_utils.load_checkpoint_to_cpu(str(out / "model.pt"))["model"]
+    embed = model_state["transformer.embed_tokens.weight"]
+    released_embed = hf.bert.embeddings.word_embeddings.weight.detach()
+    assert len(dictionary) == embed.size(0) == len(TINY_WORDPIECE_VOCAB)
+    special = {"[CLS]": dictionary.bos(), "[PAD]": dictionary.pad(), "[SEP]": dictionary.eos(),
+               "[UNK]": dictionary.unk(), "[MASK]": dictionary.index("<mask>")}
+    for row, token in enumerate(TINY_WORDPIECE_VOCAB):
+        index = special.get(token, dictionary.index(token))
+        assert index != dictionary.unk() or token == "[UNK]", token
+        assert torch.equal(embed[index], released_embed[row]), token
+
+
 def test_bare_bert_model_without_prefix_from_bin(released, tmp_path):
     """A ``BertModel`` state dict (no ``bert.`` prefix, no LM head) in a ``.bin``."""
     root, hf = released

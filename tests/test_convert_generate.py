@@ -1,0 +1,89 @@
+"""End to end from an s2s-ft fine-tuned checkpoint to detokenized text (issue 4).
+
+A random checkpoint in the s2s-ft layout (BERT names, ``bert.rel_pos_bias.weight``,
+``cls.predictions.*``) goes through ``scripts/convert_checkpoint.py``; raw text is WordPiece-
+tokenized with ``scripts/wordpiece.py`` and binarized with the converted ``dict.txt``; and
+``fairseq-generate --bpe bert`` prints detokenized hypotheses. The model is random, so the test
+asserts the format, not the words: one hypothesis a source, no ``##`` piece left, and the
+forced prefix (``--prefix-size 2``: the two pieces of a split word) merged back into that word.
+"""
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+from helpers import (REPO, TINY_WORDPIECE_VOCAB, USER_DIR, run_fairseq, write_lines,
+                     write_wordpiece_vocab)
+
+transformers = pytest.importorskip("transformers")
+
+SOURCES = ["The cat sat on the mat.", "Hello world, the dog ran in the park.",
+           "A cat is walking and a dog is playing."]
+# Each target starts with a word that WordPiece splits in two: cats -> cat ##s.
+TARGETS = ["Cats sat.", "Dogs ran in the park.", "Walking is play."]
+FIRST_WORDS = ["cats", "dogs", "walking"]
+
+
+def script(name, *args, stdin=None):
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / name), *map(str, args)],
+                          input=stdin, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def s2s_ft_release(tmp_path_factory):
+    root = tmp_path_factory.mktemp("s2s_ft")
+    config = transformers.BertConfig(
+        vocab_size=len(TINY_WORDPIECE_VOCAB), hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=4, intermediate_size=64, max_position_embeddings=64,
+        layer_norm_eps=1e-5)
+    torch.manual_seed(0)
+    state = transformers.BertForMaskedLM(config).state_dict()
+    state["bert.rel_pos_bias.weight"] = torch.randn(4, 32)
+    torch.save(state, root / "s2s-ft-tiny.bin")
+    (root / "config.json").write_text(json.dumps(
+        dict(config.to_dict(), rel_pos_bins=32, max_rel_pos=128, source_type_id=0,
+             target_type_id=1)))
+    write_wordpiece_vocab(root / "vocab.txt")
+    return root
+
+
+def test_s2s_ft_checkpoint_generates_detokenized_text(s2s_ft_release, tmp_path):
+    root = s2s_ft_release
+    model_dir = tmp_path / "unilm-tiny"
+    log = script("convert_checkpoint.py", "--checkpoint", root / "s2s-ft-tiny.bin",
+                 "--config", root / "config.json", "--vocab", root / "vocab.txt",
+                 "--out", model_dir)
+    assert "checkpoint layout: s2s_ft" in log
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for lang, lines in (("src", SOURCES), ("tgt", TARGETS)):
+        write_lines(raw / f"test.raw.{lang}", lines)
+        script("wordpiece.py", "encode", "--vocab", model_dir / "vocab.txt",
+               "--input", raw / f"test.raw.{lang}", "--output", raw / f"test.{lang}")
+    assert (raw / "test.tgt").read_text().split("\n")[0] == "cat ##s sat ."  # uncased, split
+
+    run_fairseq("fairseq-preprocess", [
+        "--source-lang", "src", "--target-lang", "tgt", "--testpref", raw / "test",
+        "--srcdict", model_dir / "dict.txt", "--joined-dictionary",
+        "--destdir", tmp_path / "data-bin", "--workers", "1"])
+    proc = run_fairseq("fairseq-generate", [
+        tmp_path / "data-bin", "--user-dir", USER_DIR, "--task", "unilm_seq2seq",
+        "--path", model_dir / "model.pt", "--gen-subset", "test", "--batch-size", "2",
+        "--beam", "2", "--max-len-b", "6", "--prefix-size", "2",
+        "--max-source-positions", "40", "--max-target-positions", "16",
+        "--bpe", "bert", "--bpe-vocab-file", model_dir / "vocab.txt"])
+
+    tokenized = dict(re.findall(r"^H-(\d+)\t\S+\t(.*)$", proc.stdout, flags=re.M))
+    assert all(" ##" in text for text in tokenized.values())  # what --bpe bert detokenizes
+    detokenized = dict(re.findall(r"^D-(\d+)\t\S+\t(.*)$", proc.stdout, flags=re.M))
+    assert sorted(map(int, detokenized)) == list(range(len(SOURCES)))
+    for index, text in detokenized.items():
+        assert "##" not in text
+        assert text.split()[0].startswith(FIRST_WORDS[int(index)]), text
+    sources = dict(re.findall(r"^S-(\d+)\t(.*)$", proc.stdout, flags=re.M))
+    assert sources["0"] == "the cat sat on the mat."  # the source, detokenized as well
