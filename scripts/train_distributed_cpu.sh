@@ -53,9 +53,12 @@ if [ -z "$PORT" ]; then
 fi
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" CUDA_VISIBLE_DEVICES=""
 
+# Each rank runs in its own process group (job control), so that stopping a rank also stops
+# what it started (data-loader workers).
+set -m
 PIDS=()
 stop_all() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do kill -- "-$pid" 2>/dev/null || true; done
 }
 trap 'stop_all; exit 130' INT TERM
 
