@@ -51,28 +51,35 @@ def s2s_ft_release(tmp_path_factory):
     return root
 
 
-def test_s2s_ft_checkpoint_generates_detokenized_text(s2s_ft_release, tmp_path):
-    root = s2s_ft_release
-    model_dir = tmp_path / "unilm-tiny"
+@pytest.fixture(scope="module")
+def converted(s2s_ft_release, tmp_path_factory):
+    """The converted model directory, its conversion log, and the binarized WordPiece data."""
+    root, work = s2s_ft_release, tmp_path_factory.mktemp("converted")
+    model_dir = work / "unilm-tiny"
     log = script("convert_checkpoint.py", "--checkpoint", root / "s2s-ft-tiny.bin",
                  "--config", root / "config.json", "--vocab", root / "vocab.txt",
                  "--out", model_dir)
-    assert "checkpoint layout: s2s_ft" in log
-
-    raw = tmp_path / "raw"
+    raw = work / "raw"
     raw.mkdir()
     for lang, lines in (("src", SOURCES), ("tgt", TARGETS)):
         write_lines(raw / f"test.raw.{lang}", lines)
         script("wordpiece.py", "encode", "--vocab", model_dir / "vocab.txt",
                "--input", raw / f"test.raw.{lang}", "--output", raw / f"test.{lang}")
+    run_fairseq("fairseq-preprocess", [
+        "--source-lang", "src", "--target-lang", "tgt", "--trainpref", raw / "test",
+        "--validpref", raw / "test", "--testpref", raw / "test",
+        "--srcdict", model_dir / "dict.txt", "--joined-dictionary",
+        "--destdir", work / "data-bin", "--workers", "1"])
+    return model_dir, log, raw, work / "data-bin"
+
+
+def test_s2s_ft_checkpoint_generates_detokenized_text(converted):
+    model_dir, log, raw, data_bin = converted
+    assert "checkpoint layout: s2s_ft" in log
     assert (raw / "test.tgt").read_text().split("\n")[0] == "cat ##s sat ."  # uncased, split
 
-    run_fairseq("fairseq-preprocess", [
-        "--source-lang", "src", "--target-lang", "tgt", "--testpref", raw / "test",
-        "--srcdict", model_dir / "dict.txt", "--joined-dictionary",
-        "--destdir", tmp_path / "data-bin", "--workers", "1"])
     proc = run_fairseq("fairseq-generate", [
-        tmp_path / "data-bin", "--user-dir", USER_DIR, "--task", "unilm_seq2seq",
+        data_bin, "--user-dir", USER_DIR, "--task", "unilm_seq2seq",
         "--path", model_dir / "model.pt", "--gen-subset", "test", "--batch-size", "2",
         "--beam", "2", "--max-len-b", "6", "--prefix-size", "2",
         "--max-source-positions", "40", "--max-target-positions", "16",
@@ -87,3 +94,17 @@ def test_s2s_ft_checkpoint_generates_detokenized_text(s2s_ft_release, tmp_path):
         assert text.split()[0].startswith(FIRST_WORDS[int(index)]), text
     sources = dict(re.findall(r"^S-(\d+)\t(.*)$", proc.stdout, flags=re.M))
     assert sources["0"] == "the cat sat on the mat."  # the source, detokenized as well
+
+
+def test_fairseq_train_restores_the_converted_checkpoint(converted, tmp_path):
+    """fine-tuning starts from model.pt with the architecture flags the converter printed."""
+    model_dir, log, _, data_bin = converted
+    flags = re.search(r"fairseq-train flags for this model: (.*)$", log, flags=re.M).group(1)
+    proc = run_fairseq("fairseq-train", [
+        data_bin, "--user-dir", USER_DIR, "--task", "unilm_seq2seq", "--criterion",
+        "unilm_seq2seq", *flags.split(), "--max-source-positions", "40",
+        "--max-target-positions", "16", "--optimizer", "adam", "--lr", "1e-4",
+        "--batch-size", "3", "--max-update", "1", "--restore-file", model_dir / "model.pt",
+        "--save-dir", tmp_path, "--no-save", "--no-progress-bar"])
+    assert re.search(r"Loaded checkpoint .*model\.pt \(epoch 1 @ 0 updates\)", proc.stdout + proc.stderr)
+    assert "num_updates 1" in proc.stdout + proc.stderr
