@@ -57,6 +57,10 @@ class UniLMv2Config(FairseqDataclass):
     pooler_activation_fn: ChoiceEnum(utils.get_available_activation_fns()) = field(
         default="tanh", metadata={"help": "activation of classification heads"})
     pooler_dropout: float = field(default=0.0, metadata={"help": "dropout in classification heads"})
+    load_checkpoint_heads: bool = field(default=False, metadata={"help": "when loading a "
+                                        "checkpoint, register the classification heads it holds "
+                                        "(from_pretrained sets it); otherwise heads the model does "
+                                        "not have are dropped"})
 
 
 def _default_inputs(src_tokens: torch.Tensor, padding_idx: int):
@@ -69,6 +73,23 @@ def _default_inputs(src_tokens: torch.Tensor, padding_idx: int):
     positions = (torch.cumsum(not_pad, dim=1) - 1).clamp(min=0)
     roles = torch.where(not_pad, CONTEXT, PADDING)
     return positions, torch.zeros_like(src_tokens), roles
+
+
+def pair_token_types(src_tokens: torch.Tensor, eos: int, padding_idx: int, first_type: int,
+                     second_type: int) -> torch.Tensor:
+    """Token types of a single sentence or a sentence pair, read off the tokens.
+
+    The first segment ends with its first ``eos`` (fairseq appends one to every binarized
+    sentence, as BERT's ``[SEP]``); every real token after it is the second segment. This
+    gives BERT's types for ``<s> a </s> b </s>`` (``sentence_prediction`` without
+    ``--separator-token``) and for RoBERTa's ``<s> a </s> </s> b </s>`` (``--separator-token
+    2``), where the separator itself opens the second segment. A single sentence is all
+    ``first_type``.
+    """
+    is_eos = src_tokens.eq(eos).long()
+    eos_before = torch.cumsum(is_eos, dim=1) - is_eos
+    second = eos_before.gt(0) & src_tokens.ne(padding_idx)
+    return torch.where(second, second_type, first_type)
 
 
 @register_model("unilm_v2", dataclass=UniLMv2Config)
@@ -97,13 +118,19 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
         """One packed forward over (B, T) tokens.
 
         ``positions`` (0-based ids), ``segment_labels`` (token types) and ``attn_mask``
-        (bool (B, T, T), True = may attend) default to a plain bidirectional input. With
+        (bool (B, T, T), True = may attend) default to a plain bidirectional input whose token
+        types follow :func:`pair_token_types` (``source_type_id`` up to the first eos,
+        ``target_type_id`` after it), so ``sentence_prediction`` pairs need nothing more;
+        layouts with their own segments (pre-training, seq2seq) pass them. With
         ``masked_tokens`` (bool (B, T)) the LM head runs only at those positions and the logits
         are (N, V) in row-major order of the mask. Returns ``(output, extra)`` as RoBERTa does.
         """
-        default_positions, default_segments, roles = _default_inputs(src_tokens, self.transformer.padding_idx)
+        default_positions, _, roles = _default_inputs(src_tokens, self.transformer.padding_idx)
         positions = default_positions if positions is None else positions
-        segment_labels = default_segments if segment_labels is None else segment_labels
+        if segment_labels is None:
+            segment_labels = pair_token_types(src_tokens, self.encoder.dictionary.eos(),
+                                              self.transformer.padding_idx,
+                                              self.cfg.source_type_id, self.cfg.target_type_id)
         if attn_mask is None:
             attn_mask = attention_mask(roles, torch.zeros_like(roles))
         x, _, hiddens = self.transformer(src_tokens, positions, segment_labels, attn_mask,
@@ -153,6 +180,43 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
             activation_fn=self.cfg.pooler_activation_fn,
             pooler_dropout=self.cfg.pooler_dropout,
         )
+
+
+    def upgrade_state_dict_named(self, state_dict, name):
+        """Reconcile the checkpoint's classification heads with the model's, as RoBERTa does.
+
+        With ``load_checkpoint_heads`` the checkpoint's heads are registered (hub loading);
+        otherwise a checkpoint head the model lacks, or with other dimensions, is dropped with a
+        warning. Heads the model has and the checkpoint lacks (fine-tuning from a pre-trained
+        checkpoint) keep their fresh weights.
+        """
+        super().upgrade_state_dict_named(state_dict, name)
+        prefix = f"{name}.classification_heads." if name else "classification_heads."
+        for head_name, (num_classes, inner_dim) in _heads_in_state_dict(state_dict, prefix).items():
+            if safe_getattr(self.cfg, "load_checkpoint_heads", False):
+                if head_name not in self.classification_heads:
+                    self.register_classification_head(head_name, num_classes, inner_dim)
+                continue
+            head = self.classification_heads[head_name] if head_name in self.classification_heads else None
+            if head is None or (head.out_proj.out_features, head.dense.out_features) \
+                    != (num_classes, inner_dim):
+                logger.warning(f"deleting classification head '{head_name}' from the checkpoint: "
+                               + ("not present in the current model" if head is None else
+                                  "its dimensions differ from the current model's"))
+                for key in [k for k in state_dict if k.startswith(f"{prefix}{head_name}.")]:
+                    del state_dict[key]
+        for key, value in self.classification_heads.state_dict().items():
+            if prefix + key not in state_dict:
+                logger.info(f"classification head weights {prefix + key} are new: keeping the "
+                            "model's initialisation")
+                state_dict[prefix + key] = value
+
+
+def _heads_in_state_dict(state_dict, prefix: str) -> Dict[str, tuple]:
+    """{head name: (num_classes, inner_dim)} of the RobertaClassificationHeads in a state dict."""
+    names = {k[len(prefix):].split(".")[0] for k in state_dict if k.startswith(prefix)}
+    return {name: (state_dict[f"{prefix}{name}.out_proj.weight"].size(0),
+                   state_dict[f"{prefix}{name}.dense.weight"].size(0)) for name in names}
 
 
 class UniLMv2Encoder(FairseqEncoder):
