@@ -5,6 +5,8 @@ with the library, and run next to the fairseq model on a padded batch whose Word
 mapped to fairseq ids through the two vocabularies.
 """
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -206,10 +208,6 @@ def test_vocabulary_size_differing_from_embeddings(released, tmp_path):
 
 def test_unknown_layout_from_the_command_line(released, tmp_path):
     """The CLI prints the reason and exits 2: no traceback."""
-    from helpers import run_fairseq  # noqa: F401  (same environment rules as the fairseq CLIs)
-    import subprocess
-    import sys
-
     torch.save({"encoder.weight": torch.zeros(2, 2)}, tmp_path / "model.bin")
     (tmp_path / "config.json").write_text(json.dumps(_config(released)))
     write_wordpiece_vocab(tmp_path / "vocab.txt")

@@ -16,7 +16,7 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 from fairseq import checkpoint_utils, tasks
@@ -116,7 +116,7 @@ def build_model(cfg: UniLMv2Config, dictionary: Dictionary) -> UniLMv2Model:
 
 def fairseq_state_dict(state: Dict[str, torch.Tensor], config: Dict[str, Any],
                        tokens: List[str], dictionary: Dictionary,
-                       cfg: UniLMv2Config) -> (Dict[str, torch.Tensor], str):
+                       cfg: UniLMv2Config) -> Tuple[Dict[str, torch.Tensor], str]:
     """Mapped names, vocabulary rows in fairseq order, position table resized."""
     mapped, layout = layouts.to_fairseq(state, cfg)
     _check_vocabulary(mapped, tokens, config)

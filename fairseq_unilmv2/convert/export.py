@@ -12,7 +12,6 @@ import logging
 from pathlib import Path
 from typing import Optional, Union
 
-import torch
 from fairseq import checkpoint_utils
 
 from . import layouts
