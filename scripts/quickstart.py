@@ -80,7 +80,8 @@ class QuickstartConfig:
 
 # What --quick changes: every value the test needs to finish in well under a minute or two.
 QUICK = dict(vocab_size=800, encoder_layers=2, encoder_embed_dim=64, encoder_ffn_embed_dim=128,
-             pretrain_updates=30, finetune_updates=30, validations=3, max_test_examples=13)
+             pretrain_updates=30, finetune_updates=30, validations=3, max_target_positions=24,
+             max_test_examples=13)
 
 # Sentence boundary: end punctuation, spaces, then something that starts a sentence.
 SENTENCE_END = re.compile(r'(?<=[.!?])\s+(?=[A-Z"“(])')
@@ -89,8 +90,7 @@ HEADING_UNDERLINE = set("*=-~^#")
 
 # ----------------------------------------------------------------------------- command line
 def parse_args(argv: Optional[Sequence[str]] = None) -> QuickstartConfig:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     for f in fields(QuickstartConfig):
         flag = "--" + f.name.replace("_", "-")
         default = f.default_factory() if f.name == "text" else f.default
@@ -98,7 +98,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> QuickstartConfig:
         if f.type is bool:
             parser.add_argument(flag, action="store_true", help=help_text)
         elif f.name == "text":
-            parser.add_argument(flag, nargs="+", metavar="FILE", default=default, help=help_text)
+            parser.add_argument(flag, nargs="+", metavar="FILE", default=default,
+                                help=f"{help_text} [default: the CPython documentation]")
         else:
             # default None: lets --quick fill in only what the user did not set.
             parser.add_argument(flag, type=type(default), default=None,
@@ -108,10 +109,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> QuickstartConfig:
         if value is None:
             args[name] = QUICK[name] if args["quick"] and name in QUICK \
                 else QuickstartConfig.__dataclass_fields__[name].default
-    for f in fields(QuickstartConfig):
-        if isinstance(args[f.name], (int, float)) and not isinstance(args[f.name], bool) \
-                and args[f.name] < 0:
-            parser.error(f"--{f.name.replace('_', '-')} must not be negative")
+    for name, value in args.items():
+        # Sizes must be positive (fairseq reads --max-update 0 as "no limit"); 0 is allowed
+        # only where it means "all" or is a seed.
+        lowest = 0 if name in ("max_test_examples", "seed") else 1e-12
+        if type(value) in (int, float) and value < lowest:
+            parser.error(f"--{name.replace('_', '-')} must be {'>= 0' if lowest == 0 else '> 0'}")
+    missing = [path for path in args["text"] if not Path(path).is_file()]
+    if missing:
+        parser.error(f"--text: no such file: {', '.join(missing)}")
     return QuickstartConfig(**args)
 
 
@@ -211,9 +217,9 @@ def summary_pair(paragraph: str) -> Optional[Tuple[str, str]]:
 def build_text(cfg: QuickstartConfig, text_dir: Path) -> Dict[str, int]:
     """Write the pre-training text and the seq2seq pairs, split by paragraph.
 
-    Paragraph i (counted over all documents) goes to test when i % 10 == 0, to valid when
-    i % 10 == 1, to train otherwise, so test paragraphs are never seen in pre-training. The pairs
-    of each split are shuffled with the seed.
+    Paragraph i (counted over all documents, repeated paragraphs dropped) goes to test when
+    i % 10 == 0, to valid when i % 10 == 1, to train otherwise, so test paragraphs are never seen
+    in pre-training. The pairs of each split are shuffled with the seed.
     """
     if cfg.text:
         documents = [Path(p).read_text(encoding="utf-8", errors="replace") for p in cfg.text]
@@ -222,9 +228,11 @@ def build_text(cfg: QuickstartConfig, text_dir: Path) -> Dict[str, int]:
     rng = random.Random(cfg.seed)
     pretrain = {"train": [], "valid": []}
     pairs = {"train": [], "valid": [], "test": []}
-    index = 0
+    index, seen = 0, set()
     for document in documents:
-        paragraphs = prose_paragraphs(document)
+        # The CPython topics repeat some paragraphs: keep the first copy only, so that no test
+        # paragraph is also a pre-training or fine-tuning paragraph.
+        paragraphs = [p for p in prose_paragraphs(document) if not (p in seen or seen.add(p))]
         splits = [("test", "valid", "train")[min((index + i) % 10, 2)]
                   for i in range(len(paragraphs))]
         index += len(paragraphs)

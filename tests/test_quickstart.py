@@ -86,7 +86,7 @@ def test_both_checkpoints_load_and_fine_tuning_started_from_pre_training(demo):
     fine = torch.load(out / "checkpoints" / "finetune" / "checkpoint_best.pt", weights_only=False)
     assert pre["cfg"]["task"]["_name"] == "pmlm"
     assert fine["cfg"]["task"]["_name"] == "unilm_seq2seq"
-    assert pre["cfg"]["model"].encoder_embed_dim == quickstart.QUICK["encoder_embed_dim"]
+    assert pre["cfg"]["model"]["encoder_embed_dim"] == quickstart.QUICK["encoder_embed_dim"]
     assert pre["model"].keys() == fine["model"].keys()
     for name, tensor in pre["model"].items():
         assert fine["model"][name].shape == tensor.shape, name
@@ -176,3 +176,11 @@ def test_quick_mode_keeps_explicit_sizes():
     assert cfg.finetune_updates == quickstart.QUICK["finetune_updates"]
     assert quickstart.parse_args([]).pretrain_updates == \
         quickstart.QuickstartConfig.pretrain_updates
+
+
+def test_bad_options_are_refused_with_the_flag_named(tmp_path, capsys):
+    for argv, message in [(["--pretrain-updates", "0"], "--pretrain-updates must be > 0"),
+                          (["--text", str(tmp_path / "absent.txt")], "no such file")]:
+        with pytest.raises(SystemExit):
+            quickstart.parse_args(argv)
+        assert message in capsys.readouterr().err
