@@ -80,6 +80,8 @@ def model_config(config: Mapping[str, Any], max_positions: Optional[int] = None)
         raise ConversionError(f"config.json hidden_act {act!r} is not supported; known: "
                               f"{', '.join(HIDDEN_ACT)}")
     table = int(config.get("max_position_embeddings", 512))
+    if max_positions is not None and max_positions < 1:
+        raise ConversionError(f"--max-positions {max_positions} must be a positive row count")
     return UniLMv2Config(
         encoder_layers=int(config["num_hidden_layers"]),
         encoder_embed_dim=int(config["hidden_size"]),

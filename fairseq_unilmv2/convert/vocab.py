@@ -48,9 +48,12 @@ def check_wordpiece_vocab(tokens: Sequence[str], where: str = "the vocabulary") 
     """Every row a distinct token that a fairseq dict.txt line can hold, all five specials."""
     seen: Dict[str, int] = {}
     for row, token in enumerate(tokens):
-        if token == "" or any(c.isspace() for c in token):
+        if token.endswith("\r"):
+            raise ConversionError(f"{where}, line {row + 1}: Windows line ending; convert the "
+                                  "file to Unix line endings (dos2unix)")
+        if token == "" or " " in token:
             raise ConversionError(f"{where}, line {row + 1}: token {token!r} is empty or holds "
-                                  "whitespace; a WordPiece vocab.txt has one token a line")
+                                  "a space; a WordPiece vocab.txt has one token a line")
         if token in FAIRSEQ_TO_WORDPIECE:
             raise ConversionError(f"{where}, line {row + 1}: token {token!r} is a fairseq "
                                   "special symbol and would collide with it")
