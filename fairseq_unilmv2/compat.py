@@ -12,9 +12,18 @@
    ``checkpoint_last.pt`` in place, so a run killed during that copy leaves a truncated
    ``checkpoint_last.pt`` and cannot resume. Checkpoint copies now go through a temporary file
    and a rename too.
+4. fairseq's ``BufferedIterator`` prefetches batches in a daemon thread. When a run ends (e.g.
+   ``--max-update``) while that thread is inside a torch op, torch >= 2.x aborts the process at
+   exit ("terminate called without an active exception", exit status 134) or hangs. The
+   prefetching threads are now stopped and joined at exit, before the interpreter shuts down.
 """
+import atexit
 import functools
+import queue
+import threading
+import time
 import types
+import weakref
 
 import numpy as np
 import torch
@@ -72,6 +81,42 @@ class _AtomicCopyPathManager:
         return copied
 
 
+_CONSUMERS = weakref.WeakSet()
+_STOPPING = threading.Event()
+
+
+def _stoppable(source):
+    """Yield from ``source`` until the process starts exiting."""
+    for item in source:
+        if _STOPPING.is_set():
+            return
+        yield item
+
+
+def _register_consumer(original_init):
+    @functools.wraps(original_init)
+    def __init__(self, queue, source, *args, **kwargs):
+        original_init(self, queue, _stoppable(source), *args, **kwargs)
+        _CONSUMERS.add(self)
+
+    return __init__
+
+
+def _stop_consumers(timeout_s: float = 30.0) -> None:
+    """atexit: let every prefetching thread finish its batch and return (daemon threads still
+    run normally while atexit handlers do)."""
+    _STOPPING.set()
+    deadline = time.monotonic() + timeout_s
+    for consumer in list(_CONSUMERS):
+        while consumer.is_alive() and time.monotonic() < deadline:
+            try:  # unblock a put() on a full queue
+                while True:
+                    consumer._queue.get_nowait()
+            except queue.Empty:
+                pass
+            consumer.join(timeout=0.05)
+
+
 def apply() -> None:
     global _APPLIED
     if _APPLIED:
@@ -85,4 +130,7 @@ def apply() -> None:
     distributed_utils.torch = pickle_torch
     data_utils.batch_by_size = _batch_by_size_keeping_last(data_utils.batch_by_size)
     checkpoint_utils.PathManager = _AtomicCopyPathManager(checkpoint_utils.PathManager)
+    from fairseq.data import iterators
+    iterators.BackgroundConsumer.__init__ = _register_consumer(iterators.BackgroundConsumer.__init__)
+    atexit.register(_stop_consumers)
     _APPLIED = True
