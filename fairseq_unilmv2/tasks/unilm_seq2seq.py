@@ -1,0 +1,177 @@
+"""Task ``unilm_seq2seq``: pseudo-mask fine-tuning and generation on binarized language pairs.
+
+    fairseq-preprocess -s src -t tgt --joined-dictionary --trainpref ... --destdir data-bin
+    fairseq-train data-bin --user-dir fairseq_unilmv2 --task unilm_seq2seq \\
+        --arch unilm_v2_base --criterion unilm_seq2seq ...
+    fairseq-generate data-bin --user-dir fairseq_unilmv2 --path checkpoint_best.pt --beam 5
+
+Training batches hold the packed ``[source | target | pseudo]`` layout
+(:mod:`fairseq_unilmv2.data.seq2seq_dataset`); generation feeds plain ``[bos] src [eos]``
+sources to ``SequenceGenerator``, which runs ``model.encoder`` once and ``model.decoder``
+incrementally.
+"""
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from fairseq import utils
+from fairseq.data import Dictionary, data_utils
+from fairseq.data.indexed_dataset import get_available_dataset_impl
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.tasks import FairseqTask, register_task
+from omegaconf import II
+
+from ..data.seq2seq_dataset import Seq2SeqDataset, Seq2SeqInferenceDataset
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class UniLMSeq2SeqConfig(FairseqDataclass):
+    data: str = field(default="", metadata={"help": "directory of fairseq-preprocess output "
+                      "(binarized language pairs with a joined dictionary)"})
+    source_lang: Optional[str] = field(default=None, metadata={
+        "help": "source language suffix (-s of fairseq-preprocess); inferred if omitted"})
+    target_lang: Optional[str] = field(default=None, metadata={
+        "help": "target language suffix (-t of fairseq-preprocess); inferred if omitted"})
+    max_source_positions: int = field(default=464, metadata={
+        "help": "source budget in tokens, [CLS] and [SEP] included; longer sources are "
+                "truncated (never dropped)"})
+    max_target_positions: int = field(default=48, metadata={
+        "help": "target budget in tokens, the final [SEP] included; longer targets are "
+                "truncated in training"})
+    target_mask_prob: float = field(default=0.5, metadata={
+        "help": "probability that a teacher-forced target token is replaced by its corrupted "
+                "pseudo token (0.4-0.5 for XSum, 0.7-0.8 for CNN/DM)"})
+    pseudo_mask_prob: float = field(default=0.8, metadata={
+        "help": "probability that a pseudo token shows <mask>"})
+    pseudo_random_prob: float = field(default=0.1, metadata={
+        "help": "probability that a pseudo token shows a random token"})
+    pseudo_keep_prob: float = field(default=0.1, metadata={
+        "help": "probability that a pseudo token shows the original token"})
+    seed: int = II("common.seed")
+    train_subset: str = II("dataset.train_subset")
+    dataset_impl: Optional[ChoiceEnum(get_available_dataset_impl())] = II("dataset.dataset_impl")
+
+
+def check_probabilities(cfg: UniLMSeq2SeqConfig) -> None:
+    probs = (cfg.pseudo_mask_prob, cfg.pseudo_random_prob, cfg.pseudo_keep_prob)
+    if min(probs) < 0 or abs(sum(probs) - 1.0) > 1e-6:
+        raise ValueError(f"--pseudo-mask-prob, --pseudo-random-prob and --pseudo-keep-prob are "
+                         f"{probs}: they must be non-negative and sum to 1")
+    if not 0.0 <= cfg.target_mask_prob <= 1.0:
+        raise ValueError(f"--target-mask-prob {cfg.target_mask_prob} must be in [0, 1]")
+
+
+@register_task("unilm_seq2seq", dataclass=UniLMSeq2SeqConfig)
+class UniLMSeq2SeqTask(FairseqTask):
+    cfg: UniLMSeq2SeqConfig
+
+    def __init__(self, cfg: UniLMSeq2SeqConfig, dictionary: Dictionary):
+        super().__init__(cfg)
+        check_probabilities(cfg)
+        self.dictionary = dictionary
+        # The pseudo tokens' symbol, appended as masked_lm does.
+        self.mask_idx = dictionary.add_symbol("<mask>")
+
+    @classmethod
+    def setup_task(cls, cfg: UniLMSeq2SeqConfig, **kwargs):
+        paths = utils.split_paths(cfg.data)
+        if not paths:
+            raise ValueError("unilm_seq2seq needs the fairseq-preprocess output directory as data")
+        if cfg.source_lang is None or cfg.target_lang is None:
+            cfg.source_lang, cfg.target_lang = data_utils.infer_language_pair(paths[0])
+        if cfg.source_lang is None or cfg.target_lang is None:
+            raise ValueError(f"could not infer the language pair from the files in {paths[0]}: "
+                             "pass --source-lang and --target-lang")
+        src_dict = cls.load_dictionary(os.path.join(paths[0], f"dict.{cfg.source_lang}.txt"))
+        tgt_dict = cls.load_dictionary(os.path.join(paths[0], f"dict.{cfg.target_lang}.txt"))
+        if src_dict.symbols != tgt_dict.symbols:
+            raise ValueError(f"dict.{cfg.source_lang}.txt and dict.{cfg.target_lang}.txt differ: "
+                             "one embedding serves source and target, so binarize with "
+                             "fairseq-preprocess --joined-dictionary")
+        logger.info(f"joined dictionary: {len(src_dict)} types")
+        return cls(cfg, src_dict)
+
+    def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
+        paths = utils.split_paths(self.cfg.data)
+        data_path = paths[(epoch - 1) % len(paths)] if split == self.cfg.train_subset else paths[0]
+        src_lang, tgt_lang = self.cfg.source_lang, self.cfg.target_lang
+        prefix = os.path.join(data_path, f"{split}.{src_lang}-{tgt_lang}.")
+
+        def load(lang: str):
+            dataset = data_utils.load_indexed_dataset(prefix + lang, self.dictionary,
+                                                      self.cfg.dataset_impl)
+            if dataset is None:
+                raise FileNotFoundError(f"no binarized {split} data at {prefix + lang}.{{bin,idx}}: "
+                                        f"run fairseq-preprocess -s {src_lang} -t {tgt_lang}")
+            return dataset
+
+        src, tgt = load(src_lang), load(tgt_lang)
+        if len(src) != len(tgt):
+            raise ValueError(f"{split}: {len(src)} sources but {len(tgt)} targets")
+        self.datasets[split] = Seq2SeqDataset(
+            split, src, tgt, self.dictionary, self.mask_idx, self.cfg, seed=self.cfg.seed,
+            shuffle=split == self.cfg.train_subset)
+        logger.info(f"{split}: {len(src)} pairs from {prefix}*")
+
+    def build_dataset_for_inference(self, src_tokens, src_lengths, constraints=None, **kwargs):
+        return Seq2SeqInferenceDataset(src_tokens, self.dictionary, self.cfg.max_source_positions,
+                                       constraints=constraints)
+
+    def build_model(self, cfg, from_checkpoint=False):
+        model = super().build_model(cfg, from_checkpoint)
+        needed = self.cfg.max_source_positions + self.cfg.max_target_positions
+        if needed > model.max_positions():
+            raise ValueError(
+                f"--max-source-positions {self.cfg.max_source_positions} + --max-target-positions "
+                f"{self.cfg.max_target_positions} = {needed} exceeds the model's "
+                f"{model.max_positions()} learned positions: lower one of them (or extend the "
+                "position table of the checkpoint)")
+        return model
+
+    def generation_room(self, models) -> int:
+        """Target tokens (final [SEP] included) that fit after the longest allowed source."""
+        return min(m.max_decoder_positions() for m in models) - self.cfg.max_source_positions
+
+    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, **kwargs):
+        # Cap generation so that no target position id goes past the position table.
+        room = self.generation_room(models)
+        asked = int(getattr(args, "max_len_a", 0) * self.cfg.max_source_positions
+                    + getattr(args, "max_len_b", 200))
+        if getattr(args, "min_len", 1) > room - 1:
+            raise ValueError(f"--min-len {args.min_len} exceeds the {room - 1} target tokens that "
+                             f"fit after a source of --max-source-positions "
+                             f"{self.cfg.max_source_positions}: lower --min-len or "
+                             "--max-source-positions")
+        if asked > room - 1:
+            logger.warning(f"generation asks for up to {asked} target tokens (--max-len-a/-b); "
+                           f"it is capped at {room - 1} plus [SEP], the room left in the position "
+                           f"table after --max-source-positions {self.cfg.max_source_positions}")
+        extra_gen_cls_kwargs = dict(extra_gen_cls_kwargs or {})
+        extra_gen_cls_kwargs.setdefault("max_len", room)
+        return super().build_generator(models, args, seq_gen_cls=seq_gen_cls,
+                                       extra_gen_cls_kwargs=extra_gen_cls_kwargs, **kwargs)
+
+    def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
+        if "generation_input" in sample:
+            # A training-style batch (fairseq-generate on a binarized split): generate from the
+            # plain sources. The swap is in place because fairseq-generate prints the source
+            # from sample["net_input"] after this call.
+            sample["net_input"] = sample.pop("generation_input")
+        with torch.no_grad():
+            return generator.generate(models, sample, prefix_tokens=prefix_tokens,
+                                      constraints=constraints)
+
+    def max_positions(self):
+        return (self.cfg.max_source_positions, self.cfg.max_target_positions)
+
+    @property
+    def source_dictionary(self):
+        return self.dictionary
+
+    @property
+    def target_dictionary(self):
+        return self.dictionary

@@ -1,0 +1,46 @@
+#!/usr/bin/env python
+"""Score a hypothesis file against a reference file, one example a line.
+
+    python scripts/score.py --hyp hyps.txt --ref refs.txt [--json]
+
+Prints ROUGE-1/2/L F1 (rouge-score, stemming on) and BLEU-4 (sacrebleu) as percentages; with
+``--json``, one JSON object with the keys rouge1, rouge2, rougeL, bleu. The figures come from
+``fairseq_unilmv2.scoring.rouge``, the module behind ``fairseq-generate --scoring rouge``.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fairseq_unilmv2.scoring.rouge import corpus_scores  # noqa: E402
+
+
+def read_lines(path: str):
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hyp", required=True, help="hypotheses, one example a line")
+    parser.add_argument("--ref", required=True, help="references, one example a line, aligned")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--no-stemmer", action="store_true",
+                        help="score ROUGE without Porter stemming")
+    args = parser.parse_args(argv)
+    hyps, refs = read_lines(args.hyp), read_lines(args.ref)
+    if len(hyps) != len(refs):
+        parser.error(f"--hyp has {len(hyps)} lines but --ref has {len(refs)}: "
+                     "they must be aligned, one example a line")
+    scores = corpus_scores(hyps, refs, use_stemmer=not args.no_stemmer)
+    if args.json:
+        print(json.dumps({key: round(value, 4) for key, value in scores.items()}))
+    else:
+        print(f"ROUGE-1 {scores['rouge1']:.2f}  ROUGE-2 {scores['rouge2']:.2f}  "
+              f"ROUGE-L {scores['rougeL']:.2f}  BLEU-4 {scores['bleu']:.2f}  ({len(hyps)} lines)")
+
+
+if __name__ == "__main__":
+    main()
