@@ -66,5 +66,6 @@ def test_last_originals_can_be_left_out():
     layout = worked_example(append_last_originals=False)
     assert layout.tokens.tolist() == [X1, MASK, X3, MASK, MASK, X6, MASK, MASK, X4, X5, MASK]
     assert layout.positions.tolist() == [0, 1, 2, 3, 4, 5, 3, 4, 3, 4, 1]
-    mask = attention_mask(torch.from_numpy(layout.roles)[None], torch.from_numpy(layout.steps)[None])
+    mask = attention_mask(torch.from_numpy(layout.roles)[None],
+                          torch.from_numpy(layout.steps)[None])
     assert mask[0].int().tolist() == [row[:11] for row in EXPECTED_MASK[:11]]

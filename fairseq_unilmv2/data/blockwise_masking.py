@@ -40,7 +40,8 @@ def blockwise_mask(maskable: np.ndarray, rng: np.random.Generator, mask_prob: fl
     while n_masked < goal and attempts_left > 0:
         attempts_left -= 1
         start = candidates[rng.integers(len(candidates))]
-        length = int(rng.integers(min_span_len, max_span_len + 1)) if rng.random() < span_prob else 1
+        is_span = rng.random() < span_prob
+        length = int(rng.integers(min_span_len, max_span_len + 1)) if is_span else 1
         end = start + length
         fits = end <= len(maskable) and maskable[start:end].all() and not masked[start:end].any()
         lengths.append(length)
@@ -49,7 +50,8 @@ def blockwise_mask(maskable: np.ndarray, rng: np.random.Generator, mask_prob: fl
             masked[start:end] = True
             blocks.append(np.arange(start, end, dtype=np.int64))
             n_masked += length
-    return BlockwiseMask(blocks, np.asarray(lengths, dtype=np.int64), np.asarray(accepted, dtype=bool))
+    return BlockwiseMask(blocks, np.asarray(lengths, dtype=np.int64),
+                         np.asarray(accepted, dtype=bool))
 
 
 def corrupt_masked(tokens: np.ndarray, rng: np.random.Generator, mask_idx: int,
