@@ -9,28 +9,19 @@ import numpy as np
 import pytest
 import torch
 from fairseq import search
-from fairseq.data import Dictionary
 from fairseq.sequence_generator import SequenceGenerator
 
 from fairseq_unilmv2.data.seq2seq_dataset import collate_layouts, seq2seq_layout
-from fairseq_unilmv2.models.unilm_v2 import UniLMv2Config, UniLMv2Model
-from fairseq_unilmv2.modules.transformer import UniLMv2Transformer
+from helpers import tiny_unilm_model
 
 TOLERANCE = 1e-5
 
 
 def tiny_model():
-    torch.manual_seed(0)
-    d = Dictionary()
-    for i in range(40):
-        d.add_symbol(f"w{i}")
-    d.add_symbol("<mask>")
-    cfg = UniLMv2Config(encoder_layers=2, encoder_embed_dim=64, encoder_ffn_embed_dim=128,
-                        encoder_attention_heads=4, dropout=0.0, attention_dropout=0.0)
-    model = UniLMv2Model(cfg, UniLMv2Transformer(cfg, len(d), d.pad()), d)
+    model, d = tiny_unilm_model(vocab_words=40)
     # Non-zero relative position bias, so that a wrong position id changes the result.
     torch.nn.init.normal_(model.transformer.rel_pos_bias.proj.weight, std=0.5)
-    return model.eval().double(), d
+    return model.double(), d
 
 
 def sources_and_targets(d, lengths=(7, 3, 5), target_len=6, seed=0):
