@@ -116,3 +116,27 @@ def test_sequence_generator_scores_equal_packed_forward(options):
             for t, token in enumerate(tokens[:-1]):  # the final eos may be forced
                 lprobs = packed_next_token_lprobs(model, d, [sources[i]], [tokens[:t]])[0]
                 assert abs(float(hypo["positional_scores"][t]) - float(lprobs[token])) < 1e-4
+
+
+@torch.no_grad()
+def test_generation_is_capped_to_the_position_table(caplog):
+    """A source of the full --max-source-positions budget, and a generator asking for 200
+    tokens: generation stops where the position table ends instead of crashing."""
+    from argparse import Namespace
+
+    from fairseq_unilmv2.tasks.unilm_seq2seq import UniLMSeq2SeqConfig, UniLMSeq2SeqTask
+
+    model, d = tiny_model()
+    task = UniLMSeq2SeqTask(UniLMSeq2SeqConfig(max_source_positions=500), d)
+    room = model.max_positions() - 500  # 12 target tokens, [SEP] included
+    # min_len forces decoding right up to the last row of the position table.
+    generator = task.build_generator([model], Namespace(beam=2, max_len_a=0, max_len_b=200,
+                                                        min_len=room - 1))
+    assert "capped at 11" in caplog.text
+    source = np.concatenate([[d.bos()], np.full(498, d.index("w3")), [d.eos()]])
+    sample = {"net_input": {"src_tokens": torch.tensor([source]),
+                            "src_lengths": torch.tensor([500])}}
+    hypos = task.inference_step(generator, [model], sample)
+    assert len(hypos[0][0]["tokens"]) == room
+    with pytest.raises(ValueError, match="--min-len 20 exceeds the 11 target tokens"):
+        task.build_generator([model], Namespace(beam=2, max_len_b=200, min_len=20))
