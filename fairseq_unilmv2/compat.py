@@ -16,6 +16,8 @@
    ``--max-update``) while that thread is inside a torch op, torch >= 2.x aborts the process at
    exit ("terminate called without an active exception", exit status 134) or hangs. The
    prefetching threads are now stopped and joined at exit, before the interpreter shuts down.
+5. An explicit ``--restore-file`` that does not exist makes fairseq log "No existing checkpoint
+   found" and train from scratch; it is now an error (``data.checks.check_restore_file``).
 """
 import atexit
 import functools
@@ -117,6 +119,17 @@ def _stop_consumers(timeout_s: float = 30.0) -> None:
             consumer.join(timeout=0.05)
 
 
+def _load_checkpoint_checking_restore_file(original):
+    @functools.wraps(original)
+    def load_checkpoint(cfg, trainer, **passthrough_args):
+        from .data.checks import check_restore_file
+
+        check_restore_file(cfg.restore_file, trainer.checkpoint_suffix)
+        return original(cfg, trainer, **passthrough_args)
+
+    return load_checkpoint
+
+
 def apply() -> None:
     global _APPLIED
     if _APPLIED:
@@ -130,6 +143,8 @@ def apply() -> None:
     distributed_utils.torch = pickle_torch
     data_utils.batch_by_size = _batch_by_size_keeping_last(data_utils.batch_by_size)
     checkpoint_utils.PathManager = _AtomicCopyPathManager(checkpoint_utils.PathManager)
+    checkpoint_utils.load_checkpoint = _load_checkpoint_checking_restore_file(
+        checkpoint_utils.load_checkpoint)
     from fairseq.data import iterators
     iterators.BackgroundConsumer.__init__ = _register_consumer(iterators.BackgroundConsumer.__init__)
     atexit.register(_stop_consumers)

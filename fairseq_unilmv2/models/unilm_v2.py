@@ -23,6 +23,7 @@ from fairseq.models.roberta.model import RobertaClassificationHead
 from fairseq.utils import safe_getattr, safe_hasattr
 from torch import nn
 
+from ..data.checks import check_checkpoint_matches, mask_index
 from ..data.layout import CONTEXT, ORIGINAL, PADDING, PSEUDO, attention_mask, may_attend
 from ..modules.transformer import UniLMv2Transformer
 
@@ -147,6 +148,13 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
     def max_positions(self):
         return self.transformer.max_positions
 
+    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        """fairseq's loading, after a check that names a foreign architecture, another size
+        or another vocabulary (instead of torch's list of mismatched tensors)."""
+        if strict:
+            check_checkpoint_matches(state_dict, self.state_dict())
+        return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
+
     @classmethod
     def from_pretrained(cls, model_name_or_path, checkpoint_file="model.pt",
                         data_name_or_path=".", bpe=None, **kwargs):
@@ -270,7 +278,11 @@ class UniLMv2Decoder(FairseqIncrementalDecoder):
         super().__init__(dictionary)
         self.__dict__["transformer"] = transformer
         self.target_type_id = cfg.target_type_id
-        self.mask_idx = dictionary.index("<mask>")
+
+    @property
+    def mask_idx(self) -> int:
+        # Checked when decoding needs it: index() would silently answer <unk> for a missing one.
+        return mask_index(self.dictionary, "the decoder's dictionary")
 
     def forward(self, prev_output_tokens: torch.Tensor, encoder_out=None, incremental_state=None,
                 features_only: bool = False, **unused):

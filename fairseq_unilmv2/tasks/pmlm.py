@@ -15,6 +15,7 @@ from fairseq.tasks import FairseqTask, register_task
 from fairseq.tasks.language_modeling import SAMPLE_BREAK_MODE_CHOICES
 from omegaconf import II, MISSING
 
+from ..data.checks import check_text_lines
 from ..data.pmlm_dataset import SPECIALS_PER_EXAMPLE, PMLMDataset
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,9 @@ class PMLMTask(FairseqTask):
         if text is None:
             raise FileNotFoundError(f"dataset not found: {split} ({split_path}); binarize it "
                                     "with fairseq-preprocess --only-source")
+        check_text_lines(text.sizes, split_path, self.cfg.sample_break_mode,
+                         block_tokens=self.cfg.tokens_per_sample - SPECIALS_PER_EXAMPLE,
+                         tokens_per_sample=self.cfg.tokens_per_sample)
         blocks = TokenBlockDataset(text, text.sizes,
                                    self.cfg.tokens_per_sample - SPECIALS_PER_EXAMPLE,
                                    pad=self.dictionary.pad(), eos=self.dictionary.eos(),

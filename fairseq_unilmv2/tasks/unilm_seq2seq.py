@@ -23,6 +23,7 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II
 
+from ..data.checks import check_parallel_data
 from ..data.seq2seq_dataset import Seq2SeqDataset, Seq2SeqInferenceDataset
 
 logger = logging.getLogger(__name__)
@@ -110,8 +111,7 @@ class UniLMSeq2SeqTask(FairseqTask):
             return dataset
 
         src, tgt = load(src_lang), load(tgt_lang)
-        if len(src) != len(tgt):
-            raise ValueError(f"{split}: {len(src)} sources but {len(tgt)} targets")
+        check_parallel_data(prefix + src_lang, src.sizes, prefix + tgt_lang, tgt.sizes)
         self.datasets[split] = Seq2SeqDataset(
             split, src, tgt, self.dictionary, self.mask_idx, self.cfg, seed=self.cfg.seed,
             shuffle=split == self.cfg.train_subset)
