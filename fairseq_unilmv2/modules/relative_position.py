@@ -48,5 +48,6 @@ class RelativePositionBias(nn.Module):
         relative = key_positions.unsqueeze(1) - query_positions.unsqueeze(2)
         bucket = relative_position_bucket(relative, self.num_buckets, self.max_distance)
         # A one-hot vector times the weight is a column lookup: same result, no (B,Tq,Tk,bins).
-        bias = nn.functional.embedding(bucket, self.proj.weight.t())  # (B, Tq, Tk, heads)
-        return bias.permute(0, 3, 1, 2)
+        # Indexing the (heads, bins) weight directly gives heads-major output; its backward is
+        # several times faster on CPU than embedding()'s over (B*Tq*Tk) rows.
+        return self.proj.weight[:, bucket].transpose(0, 1)  # (B, heads, Tq, Tk)
