@@ -247,10 +247,10 @@ def test_restore_checkpoint_of_other_vocabulary_through_fairseq_train(messy_text
     rng = random.Random(4)
     other = binarize_text([f"{sentence(rng, 6)} extra{i}" for i in range(30)],
                           tmp_path / "other-bin")
+    first = tmp_path / "first" / "checkpoint_last.pt"
     proc = run_fairseq("fairseq-train", [*train_args(other, tmp_path / "second"),
-                                         "--restore-file", tmp_path / "first" / "checkpoint_last.pt"],
-                       check=False)
+                                         "--restore-file", first], check=False)
     assert proc.returncode != 0
     assert "the checkpoint's vocabulary has" in proc.stderr
     assert "fairseq-preprocess --srcdict" in proc.stderr
-    assert str(tmp_path / "first" / "checkpoint_last.pt") in proc.stderr
+    assert str(first) in proc.stderr

@@ -33,7 +33,8 @@ from fairseq_cli.train import cli_main
 from fairseq.logging import meters, progress_bar
 meters.safe_round = lambda number, ndigits: number
 _format_stat = progress_bar.format_stat
-progress_bar.format_stat = lambda stat: repr(float(stat)) if isinstance(stat, float) else _format_stat(stat)
+progress_bar.format_stat = lambda stat: (repr(float(stat)) if isinstance(stat, float)
+                                         else _format_stat(stat))
 sys.exit(cli_main())
 """
 

@@ -83,7 +83,8 @@ def half_supported(dtype: torch.dtype) -> bool:
     """Whether this CPU build runs the model's kernels (matmul, SDPA, LayerNorm) in ``dtype``."""
     try:
         x = torch.randn(1, 2, 4, 8, dtype=dtype, requires_grad=True)
-        out = F.scaled_dot_product_attention(x, x, x, attn_mask=torch.zeros(1, 1, 4, 4, dtype=dtype))
+        mask = torch.zeros(1, 1, 4, 4, dtype=dtype)
+        out = F.scaled_dot_product_attention(x, x, x, attn_mask=mask)
         F.layer_norm(out, (8,)).sum().backward()
         return True
     except RuntimeError:
@@ -119,7 +120,8 @@ def test_half_precision_forward_backward_matches_fp32(reference, dtype, mode, lo
     half = copy.deepcopy(model)
     if mode == "weights":
         half = half.to(dtype)
-    loss, logits, grads = loss_and_grads(half, batch, autocast_dtype=dtype if mode == "autocast" else None)
+    autocast_dtype = dtype if mode == "autocast" else None
+    loss, logits, grads = loss_and_grads(half, batch, autocast_dtype=autocast_dtype)
 
     assert torch.isfinite(loss) and torch.isfinite(logits).all()
     assert all(torch.isfinite(g).all() for g in grads.values()), \
