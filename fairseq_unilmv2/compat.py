@@ -18,6 +18,11 @@
    prefetching threads are now stopped and joined at exit, before the interpreter shuts down.
 5. An explicit ``--restore-file`` that does not exist makes fairseq log "No existing checkpoint
    found" and train from scratch; it is now an error (``data.checks.check_restore_file``).
+6. ``fairseq-validate --task sentence_prediction`` crashed before loading anything
+   ("Interpolation key 'criterion.classification_head_name' not found"): the task's head name
+   is an interpolation of the criterion's, and fairseq-validate has no criterion options. The
+   interpolation now falls back to the criterion's default name when there is no criterion;
+   fairseq-validate then uses the task and criterion saved in the checkpoint, as for any task.
 """
 import atexit
 import functools
@@ -130,6 +135,16 @@ def _load_checkpoint_checking_restore_file(original):
     return load_checkpoint
 
 
+def _sentence_prediction_head_name_fallback() -> None:
+    from fairseq.criterions.sentence_prediction import SentencePredictionConfig as CriterionConfig
+    from fairseq.tasks.sentence_prediction import SentencePredictionConfig as TaskConfig
+
+    head_name = TaskConfig.__dataclass_fields__["classification_head_name"]
+    default = CriterionConfig.__dataclass_fields__["classification_head_name"].default
+    # Read by fairseq's namespace -> omegaconf conversion; resolves as before with a criterion.
+    head_name.default = f"${{oc.select:criterion.classification_head_name,{default}}}"
+
+
 def apply() -> None:
     global _APPLIED
     if _APPLIED:
@@ -148,4 +163,5 @@ def apply() -> None:
     from fairseq.data import iterators
     iterators.BackgroundConsumer.__init__ = _register_consumer(iterators.BackgroundConsumer.__init__)
     atexit.register(_stop_consumers)
+    _sentence_prediction_head_name_fallback()
     _APPLIED = True

@@ -33,9 +33,15 @@ def fairseq_cli(name: str) -> str:
 
 
 def run_fairseq(name: str, args: Sequence[str], cwd=None, check: bool = True,
-                input_text=None, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run a fairseq CLI on the CPU and return the finished process (stdout and stderr text)."""
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="2")
+                input_text=None, timeout: int = 900,
+                threads: int = 2) -> subprocess.CompletedProcess:
+    """Run a fairseq CLI on the CPU and return the finished process (stdout and stderr text).
+
+    ``threads`` is OMP_NUM_THREADS. Tiny models gain nothing from a second thread, and on a
+    busy 2-core machine OpenMP threads spin waiting for each other: one sentence_prediction
+    fine-tuning at load ~8 took 704 s wall / 316 s CPU with 2 threads, 40 s / 18 s with 1.
+    """
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS=str(threads))
     proc = subprocess.run([fairseq_cli(name), *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, input=input_text, timeout=timeout)
     if check and proc.returncode != 0:
