@@ -12,6 +12,11 @@ LETTERS = "a b c d e f g h i j".split()
 N_TEST = 101  # not a multiple of 8: no example may be lost to --required-batch-size-multiple
 
 
+def fairseq(name, args, **kwargs):
+    """A fairseq CLI with one thread: a tiny model gains nothing from more (see run_fairseq)."""
+    return run_fairseq(name, args, threads=1, **kwargs)
+
+
 def reverse_pairs(count: int, rng: random.Random):
     pairs = []
     for _ in range(count):
@@ -37,12 +42,12 @@ def trained(tmp_path_factory):
     for split, pairs in [("train", train), ("valid", valid), ("test", test)]:
         write_split(root, split, pairs)
     data_bin = root / "data-bin"
-    run_fairseq("fairseq-preprocess", [
+    fairseq("fairseq-preprocess", [
         "-s", "src", "-t", "tgt", "--joined-dictionary", "--trainpref", root / "train",
         "--validpref", root / "valid", "--testpref", root / "test", "--destdir", data_bin,
         "--workers", "1"])
     save_dir = root / "checkpoints"
-    run_fairseq("fairseq-train", [
+    fairseq("fairseq-train", [
         data_bin, "--user-dir", USER_DIR, "--task", "unilm_seq2seq",
         "--criterion", "unilm_seq2seq", *TINY_MODEL_ARGS,
         "--max-source-positions", "16", "--max-target-positions", "16",
@@ -70,7 +75,7 @@ def parse_generate(stdout: str, prefix: str = "H"):
 
 def test_generate_reverses_held_out_inputs_one_hypothesis_each(trained):
     data_bin, checkpoint, test = trained
-    proc = run_fairseq("fairseq-generate", [
+    proc = fairseq("fairseq-generate", [
         data_bin, "--user-dir", USER_DIR, "--task", "unilm_seq2seq", "--path", checkpoint,
         "--gen-subset", "test", "--beam", "5", "--batch-size", "16",
         "--required-batch-size-multiple", "8", "--max-source-positions", "16",
@@ -87,7 +92,7 @@ def test_generate_reverses_held_out_inputs_one_hypothesis_each(trained):
 
 def test_generate_nbest_and_prefix_tokens(trained):
     data_bin, checkpoint, test = trained
-    proc = run_fairseq("fairseq-generate", [
+    proc = fairseq("fairseq-generate", [
         data_bin, "--user-dir", USER_DIR, "--task", "unilm_seq2seq", "--path", checkpoint,
         "--gen-subset", "test", "--beam", "4", "--nbest", "2", "--prefix-size", "1",
         "--lenpen", "0.7", "--no-repeat-ngram-size", "4", "--batch-size", "32",
@@ -102,7 +107,7 @@ def test_interactive_and_hub_interface(trained):
     data_bin, checkpoint, test = trained
     sources = [s for s, _ in test[:5]]
     too_long = " ".join(LETTERS * 3)  # 30 words > --max-source-positions 16: truncated, kept
-    proc = run_fairseq("fairseq-interactive", [
+    proc = fairseq("fairseq-interactive", [
         data_bin, "--user-dir", USER_DIR, "--task", "unilm_seq2seq", "--path", checkpoint,
         "--beam", "5", "--buffer-size", "3", "--batch-size", "3",
         "--max-source-positions", "16"], input_text="\n".join(sources + [too_long]) + "\n")
