@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """UniLMv2 from raw text to ROUGE in one command, every stage a plain command you can copy.
 
-    python scripts/quickstart.py                       # built-in corpus, about 10 minutes on 2 CPUs
-    python scripts/quickstart.py --quick               # same stages, tiny sizes (about 1 minute)
+    python scripts/quickstart.py                       # built-in corpus (timings: README, Results)
+    python scripts/quickstart.py --quick               # same stages, tiny sizes (1-3 minutes)
     python scripts/quickstart.py --text a.txt b.txt --out my_run
 
 Stages (each prints its command, then shows the command's own output live):
@@ -59,10 +59,10 @@ class QuickstartConfig:
     encoder_attention_heads: int = field(default=4, metadata={"help": "attention heads"})
     tokens_per_sample: int = field(default=128, metadata={
         "help": "pre-training block length in sentencepiece tokens"})
-    pretrain_updates: int = field(default=1200, metadata={"help": "pre-training updates"})
+    pretrain_updates: int = field(default=600, metadata={"help": "pre-training updates"})
     pretrain_batch_size: int = field(default=16, metadata={"help": "pre-training blocks a batch"})
     pretrain_lr: float = field(default=5e-4, metadata={"help": "pre-training peak learning rate"})
-    finetune_updates: int = field(default=800, metadata={"help": "fine-tuning updates"})
+    finetune_updates: int = field(default=500, metadata={"help": "fine-tuning updates"})
     finetune_batch_size: int = field(default=16, metadata={"help": "fine-tuning pairs a batch"})
     finetune_lr: float = field(default=3e-4, metadata={"help": "fine-tuning peak learning rate"})
     max_source_positions: int = field(default=192, metadata={
