@@ -9,12 +9,11 @@ writes OUT/model.pt (fairseq checkpoint), OUT/dict.txt (fairseq dictionary) and 
 The library behind it is fairseq_unilmv2.convert.
 """
 import argparse
-import logging
-import os
 import sys
 
 import fairseq_unilmv2  # noqa: F401  (registers the model and tasks)
-from fairseq_unilmv2.convert import ConversionError, convert_checkpoint
+from fairseq_unilmv2.convert import convert_checkpoint
+from fairseq_unilmv2.convert.errors import run_cli
 from fairseq_unilmv2.convert.checkpoint import DEFAULT_TASK
 
 
@@ -37,18 +36,10 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
-                        datefmt="%Y-%m-%d %H:%M:%S",
-                        level=os.environ.get("LOGLEVEL", "INFO").upper(), stream=sys.stdout,
-                        force=True)
     args = parse_args(argv)
-    try:
-        convert_checkpoint(args.checkpoint, args.config, args.vocab, args.out,
-                           max_positions=args.max_positions, task=args.task)
-    except ConversionError as err:
-        print(f"convert_checkpoint.py: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli("convert_checkpoint.py", lambda: convert_checkpoint(
+        args.checkpoint, args.config, args.vocab, args.out, max_positions=args.max_positions,
+        task=args.task))
 
 
 if __name__ == "__main__":

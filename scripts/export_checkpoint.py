@@ -9,12 +9,11 @@ transformers.BertForMaskedLM.from_pretrained(hf_dir) loads it (a relative positi
 as bert.rel_pos_bias.weight, which BERT ignores and scripts/convert_checkpoint.py reads back).
 """
 import argparse
-import logging
-import os
 import sys
 
 import fairseq_unilmv2  # noqa: F401  (registers the model and tasks)
-from fairseq_unilmv2.convert import ConversionError, export_checkpoint
+from fairseq_unilmv2.convert import export_checkpoint
+from fairseq_unilmv2.convert.errors import run_cli
 
 
 def parse_args(argv=None):
@@ -30,17 +29,9 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
-                        datefmt="%Y-%m-%d %H:%M:%S",
-                        level=os.environ.get("LOGLEVEL", "INFO").upper(), stream=sys.stdout,
-                        force=True)
     args = parse_args(argv)
-    try:
-        export_checkpoint(args.checkpoint, args.out, dict_path=args.dict, vocab=args.vocab)
-    except ConversionError as err:
-        print(f"export_checkpoint.py: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli("export_checkpoint.py", lambda: export_checkpoint(
+        args.checkpoint, args.out, dict_path=args.dict, vocab=args.vocab))
 
 
 if __name__ == "__main__":

@@ -6,3 +6,22 @@ class ConversionError(ValueError):
 
     The command-line scripts print the message and exit with status 2 instead of a traceback.
     """
+
+
+def run_cli(prog: str, action) -> int:
+    """Run a conversion command: fairseq-style log lines on stdout (level from $LOGLEVEL), and a
+    ``ConversionError`` printed as ``prog: error: ...`` with exit status 2, not a traceback."""
+    import logging
+    import os
+    import sys
+
+    logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
+                        datefmt="%Y-%m-%d %H:%M:%S",
+                        level=os.environ.get("LOGLEVEL", "INFO").upper(), stream=sys.stdout,
+                        force=True)
+    try:
+        action()
+    except ConversionError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    return 0

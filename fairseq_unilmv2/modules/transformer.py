@@ -25,6 +25,29 @@ def masked_fill_value(dtype: torch.dtype) -> float:
     return torch.finfo(dtype).min / 2
 
 
+def leading_block(may_attend: torch.Tensor) -> Optional[Tuple[int, int]]:
+    """``(n_q, n_k)`` such that query rows ``[0, n_q)`` of every example attend only to key
+    columns ``[0, n_k)``, or None when that saves nothing.
+
+    In the PMLM and seq2seq layouts the CONTEXT part comes first and attends only to itself,
+    while the appended pseudo masks and originals (or target and pseudo tokens) attend to
+    everything. Scoring the CONTEXT rows against the CONTEXT keys only skips the blocks the
+    mask would zero anyway (about 18% of the attention work of a 512-token PMLM example): the
+    result is the same, since masked keys get exactly zero weight. The first row of each example
+    gives the candidate (its number of attended keys), and the block is verified on the mask.
+    """
+    length = may_attend.size(-1)
+    if may_attend.size(1) != length or length == 0:
+        return None
+    attended_by_first = may_attend[:, 0, :].sum(dim=-1)
+    n_q, n_k = int(attended_by_first.min()), int(attended_by_first.max())
+    if n_q == 0 or n_q == length or n_k == length:
+        return None
+    if bool(may_attend[:, :n_q, n_k:].any()):
+        return None
+    return n_q, n_k
+
+
 class SelfAttention(nn.Module):
     """Multi-head attention with separate q/k/v projections (BERT's parameter layout)."""
 
@@ -45,19 +68,32 @@ class SelfAttention(nn.Module):
         batch, length, _ = x.shape
         return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
 
+    def _attend(self, q, k, v, attn_bias):
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_bias.to(q.dtype),
+            dropout_p=self.attention_dropout if self.training else 0.0)
+
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor,
-                past: Optional[KeyValue] = None) -> Tuple[torch.Tensor, KeyValue]:
+                past: Optional[KeyValue] = None,
+                leading_block: Optional[Tuple[int, int]] = None) -> Tuple[torch.Tensor, KeyValue]:
         """x: (B, T, C); attn_bias: (B, H or 1, T, P + T) additive; past: keys/values of P
-        earlier tokens (B, H, P, d) that the T new tokens may attend to.
+        earlier tokens (B, H, P, d) that the T new tokens may attend to; leading_block:
+        ``(n_queries, n_keys)`` when the first n_queries rows attend only to the first n_keys
+        keys (see :func:`leading_block`), which are then all they are scored against.
         Returns the output and the keys/values of the T new tokens."""
         q, k, v = self._heads(self.q_proj(x)), self._heads(self.k_proj(x)), self._heads(self.v_proj(x))
         new_kv = (k, v)
         if past is not None:
             k = torch.cat([past[0], k], dim=2)
             v = torch.cat([past[1], v], dim=2)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_bias.to(q.dtype),
-            dropout_p=self.attention_dropout if self.training else 0.0)
+        if leading_block is None:
+            out = self._attend(q, k, v, attn_bias)
+        else:
+            n_q, n_k = leading_block
+            head = self._attend(q[:, :, :n_q], k[:, :, :n_k], v[:, :, :n_k],
+                                attn_bias[:, :, :n_q, :n_k])
+            tail = self._attend(q[:, :, n_q:], k, v, attn_bias[:, :, n_q:])
+            out = torch.cat([head, tail], dim=2)
         batch, _, length, _ = out.shape
         out = out.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim)
         return self.out_proj(out), new_kv
@@ -80,8 +116,9 @@ class UniLMv2Layer(nn.Module):
         self.activation_dropout = nn.Dropout(activation_dropout)
 
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor,
-                past: Optional[KeyValue] = None) -> Tuple[torch.Tensor, KeyValue]:
-        attn_out, new_kv = self.self_attn(x, attn_bias, past)
+                past: Optional[KeyValue] = None,
+                leading_block: Optional[Tuple[int, int]] = None) -> Tuple[torch.Tensor, KeyValue]:
+        attn_out, new_kv = self.self_attn(x, attn_bias, past, leading_block)
         x = self.self_attn_layer_norm(x + self.dropout(attn_out))
         ffn_out = self.fc2(self.activation_dropout(self.activation_fn(self.fc1(x))))
         x = self.final_layer_norm(x + self.dropout(ffn_out))
@@ -167,8 +204,9 @@ class UniLMv2Transformer(nn.Module):
         attn_bias = self.attention_bias(may_attend, positions, key_positions, x.dtype)
         new_kvs: List[KeyValue] = []
         hiddens = [x] if return_all_hiddens else []
+        block = leading_block(may_attend) if past is None else None
         for i, layer in enumerate(self.layers):
-            x, kv = layer(x, attn_bias, None if past is None else past[i])
+            x, kv = layer(x, attn_bias, None if past is None else past[i], block)
             new_kvs.append(kv)
             if return_all_hiddens:
                 hiddens.append(x)
