@@ -48,6 +48,27 @@ class RelativePositionBias(nn.Module):
         relative = key_positions.unsqueeze(1) - query_positions.unsqueeze(2)
         bucket = relative_position_bucket(relative, self.num_buckets, self.max_distance)
         # A one-hot vector times the weight is a column lookup: same result, no (B,Tq,Tk,bins).
-        # Indexing the (heads, bins) weight directly gives heads-major output; its backward is
-        # several times faster on CPU than embedding()'s over (B*Tq*Tk) rows.
-        return self.proj.weight[:, bucket].transpose(0, 1)  # (B, heads, Tq, Tk)
+        return _BucketLookup.apply(self.proj.weight, bucket).transpose(0, 1)  # (B, heads, Tq, Tk)
+
+
+class _BucketLookup(torch.autograd.Function):
+    """``weight[:, bucket]`` for a (heads, bins) weight, heads-major output.
+
+    Autograd's own backward of this indexing is a generic accumulating index_put over the
+    B*Tq*Tk entries; summing the gradient into the few bins with ``index_add_`` gives the same
+    sums about twice as fast on CPU, and this runs once per forward over every (query, key).
+    """
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, bucket: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(bucket)
+        ctx.num_buckets = weight.size(1)
+        return weight[:, bucket]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (bucket,) = ctx.saved_tensors
+        heads = grad.size(0)
+        grad_weight = grad.new_zeros(heads, ctx.num_buckets).index_add_(
+            1, bucket.reshape(-1), grad.reshape(heads, -1))
+        return grad_weight, None

@@ -1,0 +1,24 @@
+"""The relative position bias equals SPEC 2's definition, one-hot buckets through a
+Linear(bins -> heads, bias=False), in value and in gradient (it has its own backward)."""
+import torch
+from torch.nn import functional as F
+
+from fairseq_unilmv2.modules.relative_position import RelativePositionBias, relative_position_bucket
+
+
+def test_bias_and_gradient_equal_the_one_hot_linear():
+    torch.manual_seed(0)
+    bias = RelativePositionBias(num_heads=4, num_buckets=32, max_distance=128).double()
+    query_positions = torch.randint(0, 400, (2, 7))
+    key_positions = torch.randint(0, 400, (2, 9))
+    weight = bias.proj.weight.detach().clone().requires_grad_()
+    buckets = relative_position_bucket(key_positions.unsqueeze(1) - query_positions.unsqueeze(2))
+    reference = F.one_hot(buckets, 32).double() @ weight.t()  # (B, Tq, Tk, heads)
+
+    output = bias(query_positions, key_positions).permute(0, 2, 3, 1)
+    upstream = torch.randn_like(reference)
+    (reference * upstream).sum().backward()
+    (output * upstream).sum().backward()
+
+    torch.testing.assert_close(output, reference, rtol=0, atol=0)
+    torch.testing.assert_close(bias.proj.weight.grad, weight.grad, rtol=1e-12, atol=1e-12)
