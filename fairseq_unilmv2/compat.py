@@ -23,6 +23,9 @@
    is an interpolation of the criterion's, and fairseq-validate has no criterion options. The
    interpolation now falls back to the criterion's default name when there is no criterion;
    fairseq-validate then uses the task and criterion saved in the checkpoint, as for any task.
+7. fairseq's ``TokenBlockDataset`` (``--sample-break-mode eos``) and bucketed
+   ``LanguagePairDataset`` use ``np.compat.long``, which NumPy 2 removed; it is given back as
+   ``np.int64`` (what it meant on 64-bit platforms) when absent.
 """
 import atexit
 import functools
@@ -164,4 +167,6 @@ def apply() -> None:
     iterators.BackgroundConsumer.__init__ = _register_consumer(iterators.BackgroundConsumer.__init__)
     atexit.register(_stop_consumers)
     _sentence_prediction_head_name_fallback()
+    if not hasattr(np, "compat"):
+        np.compat = types.SimpleNamespace(long=np.int64)
     _APPLIED = True

@@ -89,6 +89,16 @@ def test_empty_lines_as_examples_are_named(tmp_path):
         task.load_dataset("train")
 
 
+def test_eos_mode_makes_one_example_per_line(tmp_path):
+    # fairseq's eos-mode TokenBlockDataset needs np.compat.long, gone in NumPy 2 (compat fix 7).
+    lines = ["one line of text", "another line", "and a third line here"]
+    task = pmlm_task(binarize_text(lines, tmp_path / "bin"), sample_break_mode="eos")
+    task.load_dataset("train")
+    dataset = task.datasets["train"]
+    lengths = sorted(dataset[i]["text_length"] for i in range(len(dataset)))
+    assert lengths == sorted(len(line.split()) + 3 for line in lines)  # [SOS] S1 [EOS] S2 [EOS]
+
+
 def test_text_without_any_words_is_named(tmp_path):
     data = binarize_text(["", "", ""], tmp_path / "bin")
     with pytest.raises(ValueError, match=r"bin/train: no text \(3 lines, all empty\)"):
