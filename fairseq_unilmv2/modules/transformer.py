@@ -6,7 +6,7 @@ attention mask it is given (see ``fairseq_unilmv2.data.layout``). Attention goes
 ``F.scaled_dot_product_attention`` with one additive float mask that carries both the structure
 mask and the relative position bias.
 """
-from typing import List, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +48,19 @@ def leading_block(may_attend: torch.Tensor) -> Optional[Tuple[int, int]]:
     return n_q, n_k
 
 
+class LeadingBlockBias(NamedTuple):
+    """The additive attention bias split at a :func:`leading_block`: ``head`` (B, H, n_q, n_k)
+    for the leading rows against the leading keys, ``tail`` (B, H, T - n_q, T) for the rest."""
+
+    n_queries: int
+    n_keys: int
+    head: torch.Tensor
+    tail: torch.Tensor
+
+
+AttentionBias = Union[torch.Tensor, LeadingBlockBias]
+
+
 class SelfAttention(nn.Module):
     """Multi-head attention with separate q/k/v projections (BERT's parameter layout)."""
 
@@ -73,27 +86,24 @@ class SelfAttention(nn.Module):
             q, k, v, attn_mask=attn_bias.to(q.dtype),
             dropout_p=self.attention_dropout if self.training else 0.0)
 
-    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor,
-                past: Optional[KeyValue] = None,
-                leading_block: Optional[Tuple[int, int]] = None) -> Tuple[torch.Tensor, KeyValue]:
-        """x: (B, T, C); attn_bias: (B, H or 1, T, P + T) additive; past: keys/values of P
-        earlier tokens (B, H, P, d) that the T new tokens may attend to; leading_block:
-        ``(n_queries, n_keys)`` when the first n_queries rows attend only to the first n_keys
-        keys (see :func:`leading_block`), which are then all they are scored against.
+    def forward(self, x: torch.Tensor, attn_bias: "AttentionBias",
+                past: Optional[KeyValue] = None) -> Tuple[torch.Tensor, KeyValue]:
+        """x: (B, T, C); attn_bias: (B, H or 1, T, P + T) additive, or a
+        :class:`LeadingBlockBias` whose leading rows are scored against the leading keys only;
+        past: keys/values of P earlier tokens (B, H, P, d) that the T new tokens may attend to.
         Returns the output and the keys/values of the T new tokens."""
         q, k, v = self._heads(self.q_proj(x)), self._heads(self.k_proj(x)), self._heads(self.v_proj(x))
         new_kv = (k, v)
         if past is not None:
             k = torch.cat([past[0], k], dim=2)
             v = torch.cat([past[1], v], dim=2)
-        if leading_block is None:
-            out = self._attend(q, k, v, attn_bias)
-        else:
-            n_q, n_k = leading_block
-            head = self._attend(q[:, :, :n_q], k[:, :, :n_k], v[:, :, :n_k],
-                                attn_bias[:, :, :n_q, :n_k])
-            tail = self._attend(q[:, :, n_q:], k, v, attn_bias[:, :, n_q:])
+        if isinstance(attn_bias, LeadingBlockBias):
+            n_q, n_k = attn_bias.n_queries, attn_bias.n_keys
+            head = self._attend(q[:, :, :n_q], k[:, :, :n_k], v[:, :, :n_k], attn_bias.head)
+            tail = self._attend(q[:, :, n_q:], k, v, attn_bias.tail)
             out = torch.cat([head, tail], dim=2)
+        else:
+            out = self._attend(q, k, v, attn_bias)
         batch, _, length, _ = out.shape
         out = out.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim)
         return self.out_proj(out), new_kv
@@ -115,10 +125,9 @@ class UniLMv2Layer(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.activation_dropout = nn.Dropout(activation_dropout)
 
-    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor,
-                past: Optional[KeyValue] = None,
-                leading_block: Optional[Tuple[int, int]] = None) -> Tuple[torch.Tensor, KeyValue]:
-        attn_out, new_kv = self.self_attn(x, attn_bias, past, leading_block)
+    def forward(self, x: torch.Tensor, attn_bias: "AttentionBias",
+                past: Optional[KeyValue] = None) -> Tuple[torch.Tensor, KeyValue]:
+        attn_out, new_kv = self.self_attn(x, attn_bias, past)
         x = self.self_attn_layer_norm(x + self.dropout(attn_out))
         ffn_out = self.fc2(self.activation_dropout(self.activation_fn(self.fc1(x))))
         x = self.final_layer_norm(x + self.dropout(ffn_out))
@@ -201,12 +210,23 @@ class UniLMv2Transformer(nn.Module):
         """
         x = self.embed(tokens, positions, segments)
         key_positions = positions if past_positions is None else torch.cat([past_positions, positions], 1)
-        attn_bias = self.attention_bias(may_attend, positions, key_positions, x.dtype)
+        block = leading_block(may_attend) if past is None else None
+        if block is None:
+            attn_bias = self.attention_bias(may_attend, positions, key_positions, x.dtype)
+        else:
+            # The two blocks are built directly, once per forward: slicing one full bias in
+            # every layer would also cost a zero-filled full-size gradient per slice.
+            n_q, n_k = block
+            attn_bias = LeadingBlockBias(
+                n_q, n_k,
+                head=self.attention_bias(may_attend[:, :n_q, :n_k], positions[:, :n_q],
+                                         key_positions[:, :n_k], x.dtype),
+                tail=self.attention_bias(may_attend[:, n_q:], positions[:, n_q:],
+                                         key_positions, x.dtype))
         new_kvs: List[KeyValue] = []
         hiddens = [x] if return_all_hiddens else []
-        block = leading_block(may_attend) if past is None else None
         for i, layer in enumerate(self.layers):
-            x, kv = layer(x, attn_bias, None if past is None else past[i], block)
+            x, kv = layer(x, attn_bias, None if past is None else past[i])
             new_kvs.append(kv)
             if return_all_hiddens:
                 hiddens.append(x)
