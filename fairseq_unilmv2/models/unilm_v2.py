@@ -320,13 +320,10 @@ class UniLMv2Decoder(FairseqIncrementalDecoder):
         key_roles = torch.cat([src_roles, torch.full_like(cached, ORIGINAL), roles], dim=1)
         key_steps = torch.cat([torch.zeros_like(src_roles), cached, steps], dim=1)
         past_positions = torch.cat([src_positions, source_lengths.unsqueeze(1) + cached - 1], dim=1)
-        past = []
-        for layer in range(len(src_keys)):
-            k, v = src_keys[layer], src_values[layer]
-            if cached_kv is not None:
-                k = torch.cat([k, cached_kv[f"k{layer}"]], dim=2)
-                v = torch.cat([v, cached_kv[f"v{layer}"]], dim=2)
-            past.append((k, v))
+        # Per layer: the source segment, then the cached targets (never copied into one).
+        past = [[(src_keys[layer], src_values[layer])]
+                + ([(cached_kv[f"k{layer}"], cached_kv[f"v{layer}"])] if cached_kv else [])
+                for layer in range(len(src_keys))]
         mask = may_attend(roles, steps, key_roles, key_steps)
         segments = torch.full_like(tokens, self.target_type_id)
         x, new_kvs, _ = self.transformer(tokens, positions, segments, mask, past=past,

@@ -86,18 +86,33 @@ class SelfAttention(nn.Module):
             q, k, v, attn_mask=attn_bias.to(q.dtype),
             dropout_p=self.attention_dropout if self.training else 0.0)
 
+    def _attend_segments(self, q, segments: List[KeyValue], attn_bias):
+        """Attention over keys/values given as segments (cached source, cached targets, new
+        tokens) without concatenating them: only the (B, H, T, P + T) scores are joined.
+        Decoding feeds a couple of queries per step against hundreds of cached keys, so
+        copying every cache into one tensor in every layer at every step would dominate."""
+        scores = torch.cat([q @ k.transpose(-1, -2) for k, _ in segments], dim=-1)
+        scores = scores * self.head_dim ** -0.5 + attn_bias.to(q.dtype)
+        probs = F.dropout(torch.softmax(scores.float(), dim=-1).to(q.dtype),
+                          p=self.attention_dropout, training=self.training)
+        out, start = 0, 0
+        for _, v in segments:
+            out = out + probs[..., start:start + v.size(2)] @ v
+            start += v.size(2)
+        return out
+
     def forward(self, x: torch.Tensor, attn_bias: "AttentionBias",
-                past: Optional[KeyValue] = None) -> Tuple[torch.Tensor, KeyValue]:
+                past: Optional[List[KeyValue]] = None) -> Tuple[torch.Tensor, KeyValue]:
         """x: (B, T, C); attn_bias: (B, H or 1, T, P + T) additive, or a
         :class:`LeadingBlockBias` whose leading rows are scored against the leading keys only;
-        past: keys/values of P earlier tokens (B, H, P, d) that the T new tokens may attend to.
+        past: keys/values of P earlier tokens, as a list of (B, H, P_i, d) segments in key
+        order, that the T new tokens may attend to.
         Returns the output and the keys/values of the T new tokens."""
         q, k, v = self._heads(self.q_proj(x)), self._heads(self.k_proj(x)), self._heads(self.v_proj(x))
         new_kv = (k, v)
         if past is not None:
-            k = torch.cat([past[0], k], dim=2)
-            v = torch.cat([past[1], v], dim=2)
-        if isinstance(attn_bias, LeadingBlockBias):
+            out = self._attend_segments(q, [*past, new_kv], attn_bias)
+        elif isinstance(attn_bias, LeadingBlockBias):
             n_q, n_k = attn_bias.n_queries, attn_bias.n_keys
             head = self._attend(q[:, :, :n_q], k[:, :, :n_k], v[:, :, :n_k], attn_bias.head)
             tail = self._attend(q[:, :, n_q:], k, v, attn_bias.tail)
@@ -126,7 +141,7 @@ class UniLMv2Layer(nn.Module):
         self.activation_dropout = nn.Dropout(activation_dropout)
 
     def forward(self, x: torch.Tensor, attn_bias: "AttentionBias",
-                past: Optional[KeyValue] = None) -> Tuple[torch.Tensor, KeyValue]:
+                past: Optional[List[KeyValue]] = None) -> Tuple[torch.Tensor, KeyValue]:
         attn_out, new_kv = self.self_attn(x, attn_bias, past)
         x = self.self_attn_layer_norm(x + self.dropout(attn_out))
         ffn_out = self.fc2(self.activation_dropout(self.activation_fn(self.fc1(x))))
@@ -199,11 +214,13 @@ class UniLMv2Transformer(nn.Module):
         return bias.masked_fill(~may_attend.unsqueeze(1), masked_fill_value(dtype))
 
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor, segments: torch.Tensor,
-                may_attend: torch.Tensor, past: Optional[List[KeyValue]] = None,
+                may_attend: torch.Tensor, past: Optional[List[List[KeyValue]]] = None,
                 past_positions: Optional[torch.Tensor] = None,
                 return_all_hiddens: bool = False):
         """Run T new tokens, optionally attending to the cached keys/values of P earlier ones.
 
+        ``past`` holds, for each layer, the cached keys/values as a list of segments in key
+        order (e.g. source, then earlier targets); ``past_positions`` (B, P) their position ids.
         ``may_attend`` is (B, T, P + T) over [past | new]. Returns the final hidden states
         (B, T, C), the per-layer keys/values of the new tokens, and the list of hidden states
         (embeddings then each layer) when ``return_all_hiddens``.
