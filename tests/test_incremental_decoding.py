@@ -11,7 +11,8 @@ import torch
 from fairseq import search
 from fairseq.sequence_generator import SequenceGenerator
 
-from fairseq_unilmv2.data.seq2seq_dataset import collate_layouts, seq2seq_layout
+from fairseq_unilmv2.data.layout import collate_layouts
+from fairseq_unilmv2.data.seq2seq_dataset import seq2seq_layout
 from helpers import tiny_unilm_model
 
 TOLERANCE = 1e-5

@@ -38,10 +38,11 @@ The paper's worked example (SPEC 3.3; positions 1-based as in the paper, the mod
 
 ``tests/test_layout.py`` rebuilds this example and compares it with the table.
 """
-from typing import List, NamedTuple, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
+from fairseq.data import data_utils
 
 CONTEXT, PSEUDO, ORIGINAL, PADDING = 0, 1, 2, 3
 
@@ -65,6 +66,29 @@ def may_attend(query_roles: torch.Tensor, query_steps: torch.Tensor,
 def attention_mask(roles: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
     """Self-attention mask of one packed batch: ``may_attend`` of the batch with itself."""
     return may_attend(roles, steps, roles, steps)
+
+
+def collate_layouts(layouts: Sequence[NamedTuple], pad_idx: int) -> Dict[str, torch.Tensor]:
+    """Right-pad laid-out examples into one batch with its (B, T, T) attention mask.
+
+    ``layouts`` are any records with 1-D ``tokens``, ``positions``, ``segments``, ``roles`` and
+    ``steps`` arrays (:class:`PMLMLayout`, the seq2seq layout). Padding gets the pad token, role
+    PADDING (attended by no one) and position, token type and step 0. The mask is built from
+    the padded roles and steps in one vectorized call.
+    """
+    def stack(field: str, fill: int) -> torch.Tensor:
+        return data_utils.collate_tokens(
+            [torch.from_numpy(getattr(layout, field)) for layout in layouts], fill)
+
+    roles, steps = stack("roles", PADDING), stack("steps", 0)
+    return {
+        "src_tokens": stack("tokens", pad_idx),
+        "positions": stack("positions", 0),
+        "segment_labels": stack("segments", 0),
+        "roles": roles,
+        "steps": steps,
+        "attn_mask": attention_mask(roles, steps),
+    }
 
 
 class PMLMLayout(NamedTuple):

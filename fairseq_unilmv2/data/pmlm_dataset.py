@@ -12,7 +12,7 @@ import torch
 from fairseq.data import FairseqDataset, data_utils
 
 from .blockwise_masking import blockwise_mask, corrupt_masked
-from .layout import PADDING, attention_mask, pmlm_layout
+from .layout import collate_layouts, pmlm_layout
 
 # [SOS] S1 [EOS] S2 [EOS]: three special tokens around the text of a block.
 SPECIALS_PER_EXAMPLE = 3
@@ -125,26 +125,17 @@ class PMLMDataset(FairseqDataset):
             return {}
         layouts = [s["layout"] for s in samples]
         pad = self.dictionary.pad()
-
-        def stack(field: str, pad_value: int) -> torch.Tensor:
-            return data_utils.collate_tokens(
-                [torch.from_numpy(getattr(layout, field)) for layout in layouts], pad_value)
-
-        tokens = stack("tokens", pad)
-        roles = stack("roles", PADDING)
-        steps = stack("steps", 0)
+        net_input = collate_layouts(layouts, pad)
+        roles, steps = net_input.pop("roles"), net_input.pop("steps")
+        net_input["src_lengths"] = torch.tensor([len(layout.tokens) for layout in layouts])
+        target = data_utils.collate_tokens([torch.from_numpy(layout.target) for layout in layouts],
+                                           pad)
         return {
             "id": torch.tensor([s["id"] for s in samples], dtype=torch.long),
             "nsentences": len(samples),
             "ntokens": sum(s["text_length"] for s in samples),
-            "net_input": {
-                "src_tokens": tokens,
-                "src_lengths": torch.tensor([len(layout.tokens) for layout in layouts]),
-                "positions": stack("positions", 0),
-                "segment_labels": stack("segments", 0),
-                "attn_mask": attention_mask(roles, steps),
-            },
-            "target": stack("target", pad),
+            "net_input": net_input,
+            "target": target,
             "roles": roles,
             "steps": steps,
         }

@@ -17,13 +17,13 @@ plain source for ``fairseq-generate``) and :class:`Seq2SeqInferenceDataset` (pla
 ``fairseq-interactive`` and the hub interface).
 """
 import logging
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import Dict, List, NamedTuple
 
 import numpy as np
 import torch
 from fairseq.data import FairseqDataset, data_utils
 
-from .layout import CONTEXT, ORIGINAL, PADDING, PSEUDO, attention_mask
+from .layout import CONTEXT, ORIGINAL, PADDING, PSEUDO, collate_layouts
 
 logger = logging.getLogger(__name__)
 
@@ -60,30 +60,6 @@ def seq2seq_layout(source: np.ndarray, target_inputs: np.ndarray, pseudo_tokens:
     segments = np.where(roles == CONTEXT, source_type_id, target_type_id).astype(np.int64)
     tokens = np.concatenate([source, target_inputs, pseudo_tokens]).astype(np.int64)
     return Seq2SeqLayout(tokens, positions, segments, roles, steps)
-
-
-def collate_layouts(layouts: Sequence[Seq2SeqLayout], pad_idx: int) -> Dict[str, torch.Tensor]:
-    """Right-pad packed examples into one batch with its (B, T, T) boolean attention mask.
-
-    Padding gets role PADDING (attended by no one), position 0 and token type 0.
-    """
-    length = max(len(layout.tokens) for layout in layouts)
-
-    def stack(field: str, fill: int) -> torch.Tensor:
-        out = torch.full((len(layouts), length), fill, dtype=torch.long)
-        for row, layout in enumerate(layouts):
-            values = getattr(layout, field)
-            out[row, :len(values)] = torch.from_numpy(values)
-        return out
-
-    roles, steps = stack("roles", PADDING), stack("steps", 0)
-    return {
-        "src_tokens": stack("tokens", pad_idx),
-        "positions": stack("positions", 0),
-        "segment_labels": stack("segments", 0),
-        "roles": roles,
-        "attn_mask": attention_mask(roles, steps),
-    }
 
 
 def truncate_source(source: np.ndarray, bos: int, eos: int, budget: int) -> np.ndarray:
@@ -195,6 +171,7 @@ class Seq2SeqDataset(FairseqDataset):
         pad = self.dictionary.pad()
         packed = collate_layouts([s["layout"] for s in samples], pad)
         roles = packed.pop("roles")
+        del packed["steps"]  # already in the attention mask
         packed["src_lengths"] = roles.ne(PADDING).sum(dim=1)
         target = data_utils.collate_tokens([torch.from_numpy(s["target"]) for s in samples], pad)
         return {
