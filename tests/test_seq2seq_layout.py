@@ -4,7 +4,6 @@ import logging
 
 import numpy as np
 import pytest
-import torch
 from fairseq.data import Dictionary, ListDataset
 
 from fairseq_unilmv2.data.seq2seq_dataset import Seq2SeqDataset, Seq2SeqInferenceDataset

@@ -20,7 +20,7 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.models import (FairseqEncoder, FairseqEncoderDecoderModel, FairseqIncrementalDecoder,
                             register_model, register_model_architecture)
 from fairseq.models.roberta.model import RobertaClassificationHead
-from fairseq.utils import safe_getattr, safe_hasattr
+from fairseq.utils import safe_getattr
 from torch import nn
 
 from ..data.checks import check_checkpoint_matches, mask_index
@@ -188,7 +188,6 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
             activation_fn=self.cfg.pooler_activation_fn,
             pooler_dropout=self.cfg.pooler_dropout,
         )
-
 
     def upgrade_state_dict_named(self, state_dict, name):
         """Reconcile the checkpoint's classification heads with the model's, as RoBERTa does.
