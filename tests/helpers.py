@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 from typing import List, Sequence
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,6 +85,34 @@ def tiny_unilm_model(vocab_words: int = 60, seed: int = 0):
     torch.manual_seed(seed)
     transformer = UniLMv2Transformer(cfg, len(dictionary), dictionary.pad())
     return UniLMv2Model(cfg, transformer, dictionary).eval(), dictionary
+
+
+def pmlm_batch(dictionary, lengths, rng):
+    """Right-padded PMLM examples of the given text lengths, random blocks, as the collater
+    lays them out: [text with masks | pseudo masks and originals | padding]."""
+    import torch
+    from fairseq.data import data_utils
+
+    from fairseq_unilmv2.data.layout import PADDING, attention_mask, pmlm_layout
+
+    mask_idx, pad = dictionary.index("<mask>"), dictionary.pad()
+    layouts = []
+    for length in lengths:
+        text = rng.integers(dictionary.nspecial, len(dictionary) - 1, size=length)
+        starts = rng.choice(np.arange(1, length - 3), size=3, replace=False)
+        blocks = [np.array([s]) for s in starts]
+        corrupted = text.copy()
+        corrupted[starts] = mask_idx
+        layouts.append(pmlm_layout(text, corrupted, np.zeros(length, dtype=np.int64), blocks,
+                                   mask_idx, pad))
+
+    def stack(field, value):
+        return data_utils.collate_tokens(
+            [torch.from_numpy(getattr(layout, field)) for layout in layouts], value)
+
+    roles, steps = stack("roles", PADDING), stack("steps", 0)
+    return dict(src_tokens=stack("tokens", pad), positions=stack("positions", 0),
+                segment_labels=stack("segments", 0), attn_mask=attention_mask(roles, steps))
 
 
 # A small uncased WordPiece vocabulary laid out like BERT's: [PAD] first, the other specials

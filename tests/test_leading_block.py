@@ -2,35 +2,10 @@
 must give exactly what full attention gives, and must be used only where the mask allows it."""
 import numpy as np
 import torch
-from fairseq.data import data_utils
-from helpers import tiny_unilm_model
+from helpers import pmlm_batch, tiny_unilm_model
 
-from fairseq_unilmv2.data.layout import PADDING, attention_mask, pmlm_layout
 from fairseq_unilmv2.modules import transformer
 from fairseq_unilmv2.modules.transformer import leading_block
-
-
-def pmlm_batch(dictionary, lengths, rng):
-    """Right-padded PMLM examples of the given text lengths, random blocks, as the collater
-    lays them out: [text with masks | pseudo masks and originals | padding]."""
-    mask_idx, pad = dictionary.index("<mask>"), dictionary.pad()
-    layouts = []
-    for length in lengths:
-        text = rng.integers(dictionary.nspecial, len(dictionary) - 1, size=length)
-        starts = rng.choice(np.arange(1, length - 3), size=3, replace=False)
-        blocks = [np.array([s]) for s in starts]
-        corrupted = text.copy()
-        corrupted[starts] = mask_idx
-        layouts.append(pmlm_layout(text, corrupted, np.zeros(length, dtype=np.int64), blocks,
-                                   mask_idx, pad))
-
-    def stack(field, value):
-        return data_utils.collate_tokens(
-            [torch.from_numpy(getattr(layout, field)) for layout in layouts], value)
-
-    roles, steps = stack("roles", PADDING), stack("steps", 0)
-    return dict(src_tokens=stack("tokens", pad), positions=stack("positions", 0),
-                segment_labels=stack("segments", 0), attn_mask=attention_mask(roles, steps))
 
 
 def test_block_found_from_the_layout_and_verified_on_the_mask():

@@ -134,14 +134,19 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
                                               self.cfg.source_type_id, self.cfg.target_type_id)
         if attn_mask is None:
             attn_mask = attention_mask(roles, torch.zeros_like(roles))
-        x, _, hiddens = self.transformer(src_tokens, positions, segment_labels, attn_mask,
-                                         return_all_hiddens=return_all_hiddens)
+        # When only the LM head reads the final states, the last layer computes just those rows.
+        only_masked_rows = masked_tokens is not None and not (
+            features_only or return_all_hiddens or classification_head_name is not None)
+        x, _, hiddens = self.transformer(
+            src_tokens, positions, segment_labels, attn_mask,
+            return_all_hiddens=return_all_hiddens,
+            output_rows=masked_tokens if only_masked_rows else None)
         extra = {"inner_states": hiddens}
         if classification_head_name is not None:
             return self.classification_heads[classification_head_name](x), extra
         if features_only:
             return x, extra
-        if masked_tokens is not None:
+        if masked_tokens is not None and not only_masked_rows:
             x = x[masked_tokens]
         return self.transformer.lm_head(x), extra
 

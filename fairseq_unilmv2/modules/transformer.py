@@ -14,6 +14,7 @@ from fairseq import utils
 from fairseq.modules.transformer_sentence_encoder import init_bert_params
 from torch import nn
 
+from .dropout import Dropout, dropout
 from .relative_position import RelativePositionBias
 
 KeyValue = Tuple[torch.Tensor, torch.Tensor]
@@ -46,6 +47,24 @@ def leading_block(may_attend: torch.Tensor) -> Optional[Tuple[int, int]]:
     if bool(may_attend[:, :n_q, n_k:].any()):
         return None
     return n_q, n_k
+
+
+def rows_of(selected: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Indices (B, Q) of the True entries of a bool (B, T) mask, each example's in ascending
+    order and padded with 0 up to the largest count Q, and a bool (B, Q) mask of the real
+    ones, so that ``gather_rows(x, rows)[valid]`` equals ``x[selected]``."""
+    counts = selected.sum(dim=1)
+    width = int(counts.max()) if counts.numel() else 0
+    # A stable sort puts each example's selected positions first, in their order.
+    order = torch.sort((~selected).to(torch.uint8), dim=1, stable=True).indices[:, :width]
+    valid = torch.arange(width, device=selected.device) < counts.unsqueeze(1)
+    return order.masked_fill(~valid, 0), valid
+
+
+def gather_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``x[b, rows[b, i]]`` for x (B, T, ...) and rows (B, Q): (B, Q, ...)."""
+    index = rows.view(*rows.shape, *([1] * (x.dim() - 2))).expand(*rows.shape, *x.shape[2:])
+    return x.gather(1, index)
 
 
 class LeadingBlockBias(NamedTuple):
@@ -82,33 +101,43 @@ class SelfAttention(nn.Module):
         return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
 
     def _attend(self, q, k, v, attn_bias):
+        if self.training and self.attention_dropout > 0 and q.device.type == "cpu":
+            # SDPA would draw its CPU dropout mask with bernoulli_; see modules/dropout.py.
+            return self._attend_segments(q, [(k, v)], attn_bias)
         return F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_bias.to(q.dtype),
             dropout_p=self.attention_dropout if self.training else 0.0)
 
     def _attend_segments(self, q, segments: List[KeyValue], attn_bias):
-        """Attention over keys/values given as segments (cached source, cached targets, new
-        tokens) without concatenating them: only the (B, H, T, P + T) scores are joined.
-        Decoding feeds a couple of queries per step against hundreds of cached keys, so
-        copying every cache into one tensor in every layer at every step would dominate."""
-        scores = torch.cat([q @ k.transpose(-1, -2) for k, _ in segments], dim=-1)
-        scores = scores * self.head_dim ** -0.5 + attn_bias.to(q.dtype)
-        probs = F.dropout(torch.softmax(scores.float(), dim=-1).to(q.dtype),
-                          p=self.attention_dropout, training=self.training)
+        """SDPA's computation written out, over keys/values given as segments (cached source,
+        cached targets, new tokens) without concatenating them: only the (B, H, T, P + T)
+        scores are joined. Decoding feeds a couple of queries per step against hundreds of
+        cached keys, so copying every cache into one tensor in every layer at every step
+        would dominate."""
+        q = q * self.head_dim ** -0.5
+        scores = [q @ k.transpose(-1, -2) for k, _ in segments]
+        scores = (scores[0] if len(scores) == 1 else torch.cat(scores, dim=-1)) \
+            + attn_bias.to(q.dtype)
+        probs = dropout(torch.softmax(scores.float(), dim=-1).to(q.dtype),
+                        self.attention_dropout, self.training)
+        if len(segments) == 1:
+            return probs @ segments[0][1]
         out, start = 0, 0
         for _, v in segments:
             out = out + probs[..., start:start + v.size(2)] @ v
             start += v.size(2)
         return out
 
-    def forward(self, x: torch.Tensor, attn_bias: "AttentionBias",
+    def forward(self, queries: torch.Tensor, x: torch.Tensor, attn_bias: "AttentionBias",
                 past: Optional[List[KeyValue]] = None) -> Tuple[torch.Tensor, KeyValue]:
-        """x: (B, T, C); attn_bias: (B, H or 1, T, P + T) additive, or a
-        :class:`LeadingBlockBias` whose leading rows are scored against the leading keys only;
-        past: keys/values of P earlier tokens, as a list of (B, H, P_i, d) segments in key
-        order, that the T new tokens may attend to.
-        Returns the output and the keys/values of the T new tokens."""
-        q, k, v = self._heads(self.q_proj(x)), self._heads(self.k_proj(x)), self._heads(self.v_proj(x))
+        """queries: (B, Tq, C), the rows that ask (``x`` itself, or some of its rows);
+        x: (B, T, C), the new tokens, which give keys and values; attn_bias: (B, H or 1, Tq,
+        P + T) additive, or a :class:`LeadingBlockBias` (queries must be ``x`` then) whose
+        leading rows are scored against the leading keys only; past: keys/values of P earlier
+        tokens, as a list of (B, H, P_i, d) segments in key order, that the new tokens may
+        attend to. Returns the output (B, Tq, C) and the keys/values of the T new tokens."""
+        q = self._heads(self.q_proj(queries))
+        k, v = self._heads(self.k_proj(x)), self._heads(self.v_proj(x))
         new_kv = (k, v)
         if past is not None:
             out = self._attend_segments(q, [*past, new_kv], attn_bias)
@@ -137,13 +166,17 @@ class UniLMv2Layer(nn.Module):
         self.fc2 = nn.Linear(ffn_embed_dim, embed_dim)
         self.final_layer_norm = nn.LayerNorm(embed_dim, eps=layer_norm_eps)
         self.activation_fn = utils.get_activation_fn(activation_fn)
-        self.dropout = nn.Dropout(dropout)
-        self.activation_dropout = nn.Dropout(activation_dropout)
+        self.dropout = Dropout(dropout)
+        self.activation_dropout = Dropout(activation_dropout)
 
     def forward(self, x: torch.Tensor, attn_bias: "AttentionBias",
-                past: Optional[List[KeyValue]] = None) -> Tuple[torch.Tensor, KeyValue]:
-        attn_out, new_kv = self.self_attn(x, attn_bias, past)
-        x = self.self_attn_layer_norm(x + self.dropout(attn_out))
+                past: Optional[List[KeyValue]] = None,
+                query_rows: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, KeyValue]:
+        """With ``query_rows`` (B, Q) only those rows of ``x`` are computed (``attn_bias``
+        then has Q query rows) and the output is (B, Q, C); keys and values come from all."""
+        queries = x if query_rows is None else gather_rows(x, query_rows)
+        attn_out, new_kv = self.self_attn(queries, x, attn_bias, past)
+        x = self.self_attn_layer_norm(queries + self.dropout(attn_out))
         ffn_out = self.fc2(self.activation_dropout(self.activation_fn(self.fc1(x))))
         x = self.final_layer_norm(x + self.dropout(ffn_out))
         return x, new_kv
@@ -163,7 +196,7 @@ class LMHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         x = self.layer_norm(self.activation_fn(self.dense(features)))
-        return F.linear(x, self.weight) + self.bias
+        return F.linear(x, self.weight, self.bias)
 
 
 class UniLMv2Transformer(nn.Module):
@@ -178,7 +211,7 @@ class UniLMv2Transformer(nn.Module):
         self.embed_positions = nn.Embedding(cfg.max_positions, dim)
         self.embed_token_types = nn.Embedding(cfg.type_vocab_size, dim)
         self.embed_layer_norm = nn.LayerNorm(dim, eps=cfg.layer_norm_eps)
-        self.embed_dropout = nn.Dropout(cfg.dropout)
+        self.embed_dropout = Dropout(cfg.dropout)
         self.rel_pos_bias = (RelativePositionBias(self.num_heads, cfg.rel_pos_bins, cfg.max_rel_pos)
                              if cfg.rel_pos_bins > 0 else None)
         self.layers = nn.ModuleList(
@@ -216,7 +249,7 @@ class UniLMv2Transformer(nn.Module):
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor, segments: torch.Tensor,
                 may_attend: torch.Tensor, past: Optional[List[List[KeyValue]]] = None,
                 past_positions: Optional[torch.Tensor] = None,
-                return_all_hiddens: bool = False):
+                return_all_hiddens: bool = False, output_rows: Optional[torch.Tensor] = None):
         """Run T new tokens, optionally attending to the cached keys/values of P earlier ones.
 
         ``past`` holds, for each layer, the cached keys/values as a list of segments in key
@@ -224,27 +257,47 @@ class UniLMv2Transformer(nn.Module):
         ``may_attend`` is (B, T, P + T) over [past | new]. Returns the final hidden states
         (B, T, C), the per-layer keys/values of the new tokens, and the list of hidden states
         (embeddings then each layer) when ``return_all_hiddens``.
+
+        ``output_rows`` (bool (B, T)) names the rows whose final hidden state will be read,
+        e.g. the predicted positions of a pre-training or fine-tuning step. The last layer then
+        computes only those rows (its keys and values still come from every row), and the
+        final hidden states are (N, C), in row-major order of the mask, as ``x[output_rows]``.
         """
+        if output_rows is not None and (return_all_hiddens or not self.layers):
+            raise ValueError("output_rows needs at least one layer and no return_all_hiddens")
         x = self.embed(tokens, positions, segments)
         key_positions = positions if past_positions is None else torch.cat([past_positions, positions], 1)
-        block = leading_block(may_attend) if past is None else None
-        if block is None:
-            attn_bias = self.attention_bias(may_attend, positions, key_positions, x.dtype)
-        else:
-            # The two blocks are built directly, once per forward: slicing one full bias in
-            # every layer would also cost a zero-filled full-size gradient per slice.
-            n_q, n_k = block
-            attn_bias = LeadingBlockBias(
-                n_q, n_k,
-                head=self.attention_bias(may_attend[:, :n_q, :n_k], positions[:, :n_q],
-                                         key_positions[:, :n_k], x.dtype),
-                tail=self.attention_bias(may_attend[:, n_q:], positions[:, n_q:],
-                                         key_positions, x.dtype))
+        attn_bias = self._layer_bias(may_attend, positions, key_positions, x.dtype,
+                                     packed=past is None)
         new_kvs: List[KeyValue] = []
         hiddens = [x] if return_all_hiddens else []
         for i, layer in enumerate(self.layers):
-            x, kv = layer(x, attn_bias, None if past is None else past[i])
+            layer_past = None if past is None else past[i]
+            if output_rows is not None and i == len(self.layers) - 1:
+                rows, valid = rows_of(output_rows)
+                last_bias = self.attention_bias(gather_rows(may_attend, rows),
+                                                positions.gather(1, rows), key_positions, x.dtype)
+                x, kv = layer(x, last_bias, layer_past, query_rows=rows)
+                x = x[valid]
+            else:
+                x, kv = layer(x, attn_bias, layer_past)
             new_kvs.append(kv)
             if return_all_hiddens:
                 hiddens.append(x)
         return x, new_kvs, hiddens
+
+    def _layer_bias(self, may_attend: torch.Tensor, positions: torch.Tensor,
+                    key_positions: torch.Tensor, dtype: torch.dtype, packed: bool) -> AttentionBias:
+        """The attention bias all layers share, split at the :func:`leading_block` of a packed
+        forward. The two blocks are built directly, once per forward: slicing one full bias in
+        every layer would also cost a zero-filled full-size gradient per slice."""
+        block = leading_block(may_attend) if packed else None
+        if block is None:
+            return self.attention_bias(may_attend, positions, key_positions, dtype)
+        n_q, n_k = block
+        return LeadingBlockBias(
+            n_q, n_k,
+            head=self.attention_bias(may_attend[:, :n_q, :n_k], positions[:, :n_q],
+                                     key_positions[:, :n_k], dtype),
+            tail=self.attention_bias(may_attend[:, n_q:], positions[:, n_q:],
+                                     key_positions, dtype))

@@ -1,0 +1,62 @@
+"""The last layer computes only the rows the LM head reads (``masked_tokens``): logits and
+gradients must be exactly those of running every row and selecting afterwards."""
+import numpy as np
+import pytest
+import torch
+from helpers import pmlm_batch, tiny_unilm_model
+
+from fairseq_unilmv2.modules.transformer import gather_rows, rows_of
+
+
+def test_rows_of_gathers_what_boolean_indexing_selects():
+    selected = torch.tensor([[0, 1, 0, 1, 1], [0, 0, 0, 0, 0], [1, 0, 0, 0, 1]], dtype=torch.bool)
+    rows, valid = rows_of(selected)
+    assert rows.tolist() == [[1, 3, 4], [0, 0, 0], [0, 4, 0]]
+    assert valid.tolist() == [[True, True, True], [False, False, False], [True, True, False]]
+    x = torch.randn(3, 5, 2, 3)
+    torch.testing.assert_close(gather_rows(x, rows)[valid], x[selected], rtol=0, atol=0)
+
+
+def predicted_rows(batch, dictionary):
+    """The conventional and pseudo masks of a PMLM batch (both are ``<mask>`` tokens)."""
+    return batch["src_tokens"].eq(dictionary.index("<mask>"))
+
+
+def logits_and_grads(model, batch, masked, restrict: bool):
+    model.zero_grad()
+    if restrict:
+        logits, _ = model(**batch, masked_tokens=masked)
+    else:
+        features, _ = model(**batch, features_only=True)
+        logits = model.transformer.lm_head(features[masked])
+    logits.logsumexp(dim=-1).sum().backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    return logits.detach(), grads
+
+
+@pytest.mark.parametrize("lengths", [[20, 20, 20], [20, 14, 17], [30, 8]])
+def test_logits_and_gradients_equal_the_full_last_layer(lengths):
+    model, dictionary = tiny_unilm_model()
+    model.train()  # dropout is 0 in the tiny model, so train mode is deterministic
+    batch = pmlm_batch(dictionary, lengths, np.random.default_rng(len(lengths) + sum(lengths)))
+    masked = predicted_rows(batch, dictionary)
+    # One example with nothing to predict: its rows are padding in the gathered last layer.
+    masked[-1] = False
+    restricted, restricted_grads = logits_and_grads(model, batch, masked, restrict=True)
+    full, full_grads = logits_and_grads(model, batch, masked, restrict=False)
+    assert restricted.shape == (int(masked.sum()), len(dictionary))
+    torch.testing.assert_close(restricted, full, rtol=0, atol=1e-5)
+    assert restricted_grads.keys() == full_grads.keys()
+    for name, grad in full_grads.items():
+        torch.testing.assert_close(restricted_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_all_hidden_states_still_cover_every_row():
+    model, dictionary = tiny_unilm_model()
+    batch = pmlm_batch(dictionary, [12, 9], np.random.default_rng(3))
+    masked = predicted_rows(batch, dictionary)
+    with torch.no_grad():
+        logits, extra = model(**batch, masked_tokens=masked, return_all_hiddens=True)
+        restricted, _ = model(**batch, masked_tokens=masked)
+    assert all(h.shape[:2] == batch["src_tokens"].shape for h in extra["inner_states"])
+    torch.testing.assert_close(logits, restricted, rtol=0, atol=1e-5)
