@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from fairseq_unilmv2.modules import dropout as dropout_module
 from fairseq_unilmv2.modules.dropout import Dropout, dropout, keep_mask
 from fairseq_unilmv2.modules.transformer import SelfAttention
 
@@ -79,3 +80,13 @@ def test_attention_dropout_drops_a_share_of_the_weights():
     weights = attn._attend(q, k, v, torch.zeros(1, 1, 50, 50))
     assert abs(weights.eq(0).float().mean().item() - 0.5) < 0.02
     assert abs(weights.sum(dim=-1).mean().item() - 1.0) < 0.05
+
+
+def test_torch_dropout_switch_gives_torchs_own_masks(monkeypatch):
+    """FAIRSEQ_UNILMV2_TORCH_DROPOUT=1 (read at import) restores F.dropout's mask stream."""
+    monkeypatch.setattr(dropout_module, "TORCH_DROPOUT", True)
+    x = torch.randn(64, 64)
+    torch.manual_seed(6)
+    expected = F.dropout(x, 0.1, training=True)
+    torch.manual_seed(6)
+    torch.testing.assert_close(dropout(x, 0.1, training=True), expected, rtol=0, atol=0)

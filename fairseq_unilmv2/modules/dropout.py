@@ -9,13 +9,24 @@ saved in checkpoints govern it as usual. The drop probability is rounded to a mu
 2^-16 (0.1 becomes 0.100006) and kept values are scaled by 1 / (1 - that rounded value), so the
 expectation of every element is exactly preserved.
 
-On other devices ``F.dropout`` is used: GPU generators are fast and fused.
+On other devices ``F.dropout`` is used: GPU generators are fast and fused. Setting the
+environment variable ``FAIRSEQ_UNILMV2_TORCH_DROPOUT=1`` uses it on CPU too (torch's own mask
+streams, e.g. to compare with another implementation; ``benchmarks/pretrain_step.py
+--torch-dropout``).
 """
+import os
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 _RANDOM_BITS = 16
+TORCH_DROPOUT = os.environ.get("FAIRSEQ_UNILMV2_TORCH_DROPOUT", "0") == "1"
+
+
+def draws_cheap_masks(x: torch.Tensor) -> bool:
+    """Whether dropout on ``x`` uses :func:`keep_mask` rather than torch's own."""
+    return x.device.type == "cpu" and not TORCH_DROPOUT
 
 
 def keep_mask(shape: torch.Size, p: float, device: torch.device):
@@ -49,7 +60,7 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """Drop-in for ``F.dropout(x, p, training)``; a ``p`` below 2^-17 rounds to no dropout."""
     if not training or p == 0.0:
         return x
-    if x.device.type != "cpu" or p >= 1.0:
+    if not draws_cheap_masks(x) or p >= 1.0:
         return F.dropout(x, p, training=True)
     keep, p_rounded = keep_mask(x.shape, p, x.device)
     if p_rounded == 0.0:

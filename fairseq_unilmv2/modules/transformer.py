@@ -14,7 +14,7 @@ from fairseq import utils
 from fairseq.modules.transformer_sentence_encoder import init_bert_params
 from torch import nn
 
-from .dropout import Dropout, dropout
+from .dropout import Dropout, draws_cheap_masks, dropout
 from .relative_position import RelativePositionBias
 
 KeyValue = Tuple[torch.Tensor, torch.Tensor]
@@ -101,7 +101,7 @@ class SelfAttention(nn.Module):
         return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
 
     def _attend(self, q, k, v, attn_bias):
-        if self.training and self.attention_dropout > 0 and q.device.type == "cpu":
+        if self.training and self.attention_dropout > 0 and draws_cheap_masks(q):
             # SDPA would draw its CPU dropout mask with bernoulli_; see modules/dropout.py.
             return self._attend_segments(q, [(k, v)], attn_bias)
         return F.scaled_dot_product_attention(
