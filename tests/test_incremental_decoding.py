@@ -96,6 +96,25 @@ def test_reordered_cache_follows_its_rows():
 
 
 @torch.no_grad()
+def test_source_cache_is_copied_only_when_rows_change_source():
+    """Beam search reorders among the beams of each sentence at every step: those rows hold
+    copies of one source, so the cache is kept; dropping a finished sentence does copy."""
+    model, d = tiny_model()
+    sources, _ = sources_and_targets(d, lengths=(6, 4), seed=4)
+    encoder = model.encoder
+    expanded = encoder.reorder_encoder_out(encoder(right_pad(sources, d.pad())),
+                                           torch.tensor([0, 0, 0, 1, 1, 1]))
+    assert expanded["source_ids"][0].tolist() == [0, 0, 0, 1, 1, 1]
+    within = encoder.reorder_encoder_out(expanded, torch.tensor([2, 2, 0, 4, 3, 3]))
+    assert within is expanded
+    shrunk = encoder.reorder_encoder_out(expanded, torch.tensor([4, 3, 3]))
+    assert shrunk["source_ids"][0].tolist() == [1, 1, 1]
+    for key, tensors in shrunk.items():
+        for tensor, full in zip(tensors, expanded[key]):
+            assert torch.equal(tensor, full[3:6]), key
+
+
+@torch.no_grad()
 @pytest.mark.parametrize("options", [dict(beam_size=3), dict(beam_size=2, no_repeat_ngram_size=2),
                                      dict(beam_size=1, sampling_topk=5)])
 def test_sequence_generator_scores_equal_packed_forward(options):
