@@ -4,7 +4,8 @@ The whole network is batch-first and role-agnostic: what it computes (bidirectio
 prefix LM, pseudo-masked LM) is decided only by the position ids, token types and boolean
 attention mask it is given (see ``fairseq_unilmv2.data.layout``). Attention goes through
 ``F.scaled_dot_product_attention`` with one additive float mask that carries both the structure
-mask and the relative position bias.
+mask and the relative position bias; CPU training with attention dropout writes SDPA's
+computation out, to draw the dropout mask with ``modules.dropout``.
 """
 from typing import List, NamedTuple, Optional, Tuple, Union
 
