@@ -10,6 +10,7 @@ import pytest
 import torch
 from fairseq import search
 from fairseq.sequence_generator import SequenceGenerator
+from fairseq.sequence_scorer import SequenceScorer
 
 from fairseq_unilmv2.data.layout import collate_layouts
 from fairseq_unilmv2.data.seq2seq_dataset import seq2seq_layout
@@ -136,6 +137,30 @@ def test_sequence_generator_scores_equal_packed_forward(options):
             for t, token in enumerate(tokens[:-1]):  # the final eos may be forced
                 lprobs = packed_next_token_lprobs(model, d, [sources[i]], [tokens[:t]])[0]
                 assert abs(float(hypo["positional_scores"][t]) - float(lprobs[token])) < 1e-4
+
+
+@torch.no_grad()
+def test_sequence_scorer_scores_references_as_the_packed_forward():
+    """fairseq-generate --score-reference: SequenceScorer calls the model with fairseq's
+    prev_output_tokens; every reference token gets the packed forward's log-probability,
+    right-padded references of different lengths included."""
+    model, d = tiny_model()
+    sources, targets = sources_and_targets(d, lengths=(8, 3, 5), seed=5)
+    references = [np.append(y[:n], d.eos()) for y, n in zip(targets, (6, 2, 4))]
+    target = right_pad(references, d.pad())
+    prev_output_tokens = right_pad([np.concatenate([[d.eos()], r[:-1]]) for r in references],
+                                   d.pad())
+    sample = {"net_input": {"src_tokens": right_pad(sources, d.pad()),
+                            "src_lengths": torch.tensor([len(s) for s in sources]),
+                            "prev_output_tokens": prev_output_tokens},
+              "target": target}
+    hypos = SequenceScorer(d).generate([model], sample)
+    for i, reference in enumerate(references):
+        scores = hypos[i][0]["positional_scores"]
+        assert hypos[i][0]["tokens"].tolist() == reference.tolist()
+        for t, token in enumerate(reference):
+            lprobs = packed_next_token_lprobs(model, d, [sources[i]], [reference[:t]])[0]
+            assert abs(float(scores[t]) - float(lprobs[token])) < 1e-6
 
 
 @torch.no_grad()

@@ -125,3 +125,25 @@ def test_interactive_and_hub_interface(trained):
     assert outputs[:len(sources)] == [t for _, t in test[:5]]
     assert isinstance(outputs[-1], str)
     assert hub.sample(sources[0], beam=2) == test[0][1]
+
+
+def test_score_reference_agrees_with_beam_search(trained):
+    """fairseq-generate --score-reference scores every reference; where beam search found the
+    reference itself, both report the same score (length-normalized, lenpen 1)."""
+    data_bin, checkpoint, test = trained
+    common = [data_bin, "--user-dir", USER_DIR, "--task", "unilm_seq2seq", "--path", checkpoint,
+              "--gen-subset", "test", "--batch-size", "16", "--max-source-positions", "16"]
+
+    def scored(stdout):
+        return {i: (float(line.split("\t")[1]), line.split("\t")[2])
+                for i, line in ((int(line.split("\t")[0][2:]), line)
+                                for line in stdout.splitlines() if line.startswith("H-"))}
+
+    references = scored(fairseq("fairseq-generate", [*common, "--score-reference"]).stdout)
+    beams = scored(fairseq("fairseq-generate", [*common, "--beam", "5"]).stdout)
+    assert sorted(references) == list(range(N_TEST))
+    assert [references[i][1] for i in range(N_TEST)] == [t for _, t in test]
+    found = [i for i in range(N_TEST) if beams[i][1] == test[i][1]]
+    assert len(found) >= 0.9 * N_TEST
+    for i in found:
+        assert abs(references[i][0] - beams[i][0]) < 1e-3, (i, references[i], beams[i])

@@ -98,8 +98,9 @@ class Seq2SeqDataset(FairseqDataset):
     A collated batch has ``net_input`` (``src_tokens`` = packed tokens, ``src_lengths``,
     ``positions``, ``segment_labels``, ``attn_mask``), ``pseudo_mask`` (bool (B, T), where the
     loss is read), ``target`` (``y1..ym [eos]`` right-padded; in row-major order its non-pad
-    entries are the labels of the pseudo tokens) and ``generation_input`` (the plain sources,
-    which the task hands to ``SequenceGenerator`` in ``fairseq-generate``).
+    entries are the labels of the pseudo tokens) and ``generation_input`` (the plain sources
+    and fairseq's ``prev_output_tokens``, which the task hands to ``SequenceGenerator``, or to
+    ``SequenceScorer`` with ``--score-reference``, in ``fairseq-generate``).
     """
 
     def __init__(self, name: str, src, tgt, dictionary, mask_idx: int, cfg, seed: int = 1,
@@ -181,7 +182,13 @@ class Seq2SeqDataset(FairseqDataset):
             "net_input": packed,
             "pseudo_mask": roles.eq(PSEUDO),
             "target": target,
-            "generation_input": collate_sources([s["source"] for s in samples], pad),
+            "generation_input": {
+                **collate_sources([s["source"] for s in samples], pad),
+                # [eos] y1..ym, fairseq's decoder input: what --score-reference feeds the model.
+                "prev_output_tokens": data_utils.collate_tokens(
+                    [torch.from_numpy(s["target"]) for s in samples], pad,
+                    eos_idx=self.dictionary.eos(), move_eos_to_beginning=True),
+            },
         }
 
     def num_tokens(self, index: int) -> int:

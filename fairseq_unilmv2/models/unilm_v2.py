@@ -115,8 +115,14 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
                 segment_labels: Optional[torch.Tensor] = None,
                 attn_mask: Optional[torch.Tensor] = None, features_only: bool = False,
                 return_all_hiddens: bool = False, classification_head_name: Optional[str] = None,
-                masked_tokens: Optional[torch.Tensor] = None, **unused):
+                masked_tokens: Optional[torch.Tensor] = None,
+                prev_output_tokens: Optional[torch.Tensor] = None, **unused):
         """One packed forward over (B, T) tokens.
+
+        With ``prev_output_tokens`` it is fairseq's encoder-decoder forward instead (the
+        source through ``self.encoder``, the next-token logits of every target position from
+        ``self.decoder``), as ``SequenceScorer`` (``fairseq-generate --score-reference``) calls
+        it.
 
         ``positions`` (0-based ids), ``segment_labels`` (token types) and ``attn_mask``
         (bool (B, T, T), True = may attend) default to a plain bidirectional input whose token
@@ -126,6 +132,10 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
         ``masked_tokens`` (bool (B, T)) the LM head runs only at those positions and the logits
         are (N, V) in row-major order of the mask. Returns ``(output, extra)`` as RoBERTa does.
         """
+        if prev_output_tokens is not None:
+            encoder_out = self.encoder(src_tokens, src_lengths)
+            return self.decoder(prev_output_tokens, encoder_out=encoder_out,
+                                features_only=features_only)
         default_positions, _, roles = _default_inputs(src_tokens, self.transformer.padding_idx)
         positions = default_positions if positions is None else positions
         if segment_labels is None:
