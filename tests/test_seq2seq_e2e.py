@@ -63,13 +63,14 @@ def exact_match(hypotheses, references):
     return sum(h == r for h, r in zip(hypotheses, references)) / len(references)
 
 
-def parse_generate(stdout: str, prefix: str = "H"):
-    """{example id: hypothesis text} of fairseq-generate / fairseq-interactive output."""
+def parse_generate(stdout: str, prefix: str = "H", field: int = -1):
+    """{example id: hypothesis text} of fairseq-generate / fairseq-interactive output (with
+    ``field=1`` on H lines: {example id: score})."""
     out = {}
     for line in stdout.splitlines():
         if line.startswith(f"{prefix}-"):
             fields = line.split("\t")
-            out[int(fields[0][len(prefix) + 1:])] = fields[-1]
+            out[int(fields[0][len(prefix) + 1:])] = fields[field]
     return out
 
 
@@ -134,16 +135,14 @@ def test_score_reference_agrees_with_beam_search(trained):
     common = [data_bin, "--user-dir", USER_DIR, "--task", "unilm_seq2seq", "--path", checkpoint,
               "--gen-subset", "test", "--batch-size", "16", "--max-source-positions", "16"]
 
-    def scored(stdout):
-        return {i: (float(line.split("\t")[1]), line.split("\t")[2])
-                for i, line in ((int(line.split("\t")[0][2:]), line)
-                                for line in stdout.splitlines() if line.startswith("H-"))}
-
-    references = scored(fairseq("fairseq-generate", [*common, "--score-reference"]).stdout)
-    beams = scored(fairseq("fairseq-generate", [*common, "--beam", "5"]).stdout)
+    scoring = fairseq("fairseq-generate", [*common, "--score-reference"]).stdout
+    searching = fairseq("fairseq-generate", [*common, "--beam", "5"]).stdout
+    references, reference_scores = parse_generate(scoring), parse_generate(scoring, field=1)
+    beams, beam_scores = parse_generate(searching), parse_generate(searching, field=1)
     assert sorted(references) == list(range(N_TEST))
-    assert [references[i][1] for i in range(N_TEST)] == [t for _, t in test]
-    found = [i for i in range(N_TEST) if beams[i][1] == test[i][1]]
+    assert [references[i] for i in range(N_TEST)] == [t for _, t in test]
+    found = [i for i in range(N_TEST) if beams[i] == test[i][1]]
     assert len(found) >= 0.9 * N_TEST
     for i in found:
-        assert abs(references[i][0] - beams[i][0]) < 1e-3, (i, references[i], beams[i])
+        assert abs(float(reference_scores[i]) - float(beam_scores[i])) < 1e-3, \
+            (i, reference_scores[i], beam_scores[i])

@@ -174,7 +174,8 @@ class Seq2SeqDataset(FairseqDataset):
         roles = packed.pop("roles")
         del packed["steps"]  # already in the attention mask
         packed["src_lengths"] = roles.ne(PADDING).sum(dim=1)
-        target = data_utils.collate_tokens([torch.from_numpy(s["target"]) for s in samples], pad)
+        targets = [torch.from_numpy(s["target"]) for s in samples]
+        target = data_utils.collate_tokens(targets, pad)
         return {
             "id": torch.tensor([s["id"] for s in samples], dtype=torch.long),
             "nsentences": len(samples),
@@ -186,8 +187,7 @@ class Seq2SeqDataset(FairseqDataset):
                 **collate_sources([s["source"] for s in samples], pad),
                 # [eos] y1..ym, fairseq's decoder input: what --score-reference feeds the model.
                 "prev_output_tokens": data_utils.collate_tokens(
-                    [torch.from_numpy(s["target"]) for s in samples], pad,
-                    eos_idx=self.dictionary.eos(), move_eos_to_beginning=True),
+                    targets, pad, eos_idx=self.dictionary.eos(), move_eos_to_beginning=True),
             },
         }
 
