@@ -36,7 +36,7 @@ from fairseq.models import (FairseqDecoder, FairseqEncoder, FairseqEncoderDecode
                             transformer)
 from fairseq.sequence_generator import SequenceGenerator  # noqa: E402
 
-from fairseq_unilmv2.data.layout import PADDING, attention_mask  # noqa: E402
+from fairseq_unilmv2.data.layout import PADDING  # noqa: E402
 from fairseq_unilmv2.models.unilm_v2 import (UniLMv2Config, UniLMv2Model,  # noqa: E402
                                              _default_inputs)
 from fairseq_unilmv2.modules.transformer import UniLMv2Transformer  # noqa: E402
@@ -96,7 +96,7 @@ class FullForwardDecoder(FairseqDecoder):
         steps = torch.cat([torch.zeros_like(src_roles), steps], dim=1)
         segments = torch.cat([torch.full_like(source, self.unilm.cfg.source_type_id),
                               torch.full_like(chunk_tokens, self.unilm.cfg.target_type_id)], dim=1)
-        x, _, _ = transformer(tokens, positions, segments, attention_mask(roles, steps))
+        x, _, _ = transformer(tokens, positions, segments, roles, steps)
         return transformer.lm_head(x[:, -1:]), {"attn": [None]}
 
     def max_positions(self):

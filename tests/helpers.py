@@ -93,7 +93,7 @@ def pmlm_batch(dictionary, lengths, rng):
     import torch
     from fairseq.data import data_utils
 
-    from fairseq_unilmv2.data.layout import PADDING, attention_mask, pmlm_layout
+    from fairseq_unilmv2.data.layout import PADDING, pmlm_layout
 
     mask_idx, pad = dictionary.index("<mask>"), dictionary.pad()
     layouts = []
@@ -110,9 +110,9 @@ def pmlm_batch(dictionary, lengths, rng):
         return data_utils.collate_tokens(
             [torch.from_numpy(getattr(layout, field)) for layout in layouts], value)
 
-    roles, steps = stack("roles", PADDING), stack("steps", 0)
     return dict(src_tokens=stack("tokens", pad), positions=stack("positions", 0),
-                segment_labels=stack("segments", 0), attn_mask=attention_mask(roles, steps))
+                segment_labels=stack("segments", 0), roles=stack("roles", PADDING),
+                steps=stack("steps", 0))
 
 
 # A small uncased WordPiece vocabulary laid out like BERT's: [PAD] first, the other specials

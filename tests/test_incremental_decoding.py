@@ -49,7 +49,7 @@ def packed_next_token_lprobs(model, d, sources, prefixes):
                               first_pseudo_step=len(prefix) + 1)
                for src, prefix in zip(sources, prefixes)]
     batch = collate_layouts(layouts, d.pad())
-    roles = batch.pop("roles")
+    roles = batch["roles"]
     last = torch.tensor([len(layout.tokens) - 1 for layout in layouts])
     logits, _ = model(**batch)
     assert roles[torch.arange(len(layouts)), last].eq(1).all()  # the read position is PSEUDO

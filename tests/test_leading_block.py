@@ -1,23 +1,28 @@
 """The leading-block attention shortcut: scoring the CONTEXT rows against the CONTEXT keys only
-must give exactly what full attention gives, and must be used only where the mask allows it."""
+must give exactly what full attention gives, and must be used only where the layout allows it."""
 import numpy as np
 import torch
 from helpers import pmlm_batch, tiny_unilm_model
 
+from fairseq_unilmv2.data.layout import CONTEXT, ORIGINAL, PADDING, attention_mask, \
+    leading_context_block
 from fairseq_unilmv2.modules import transformer
-from fairseq_unilmv2.modules.transformer import leading_block
 
 
-def test_block_found_from_the_layout_and_verified_on_the_mask():
-    model, dictionary = tiny_unilm_model()
+def test_block_found_from_the_roles_and_holds_on_the_mask():
+    _, dictionary = tiny_unilm_model()
     batch = pmlm_batch(dictionary, [12, 9, 12], np.random.default_rng(0))
     # Rows 0..8 are text in every example; texts reach column 11 at most.
-    assert leading_block(batch["attn_mask"]) == (9, 12)
-    leaky = batch["attn_mask"].clone()
-    leaky[1, 0, 13] = True  # a text row of example 1 now sees an appended token
-    assert leading_block(leaky) is None
-    square = torch.ones(2, 5, 5, dtype=torch.bool)  # plain bidirectional: nothing to skip
-    assert leading_block(square) is None
+    assert leading_context_block(batch["roles"]) == (9, 12)
+    n_q, n_k = 9, 12
+    assert not attention_mask(batch["roles"], batch["steps"])[:, :n_q, n_k:].any()
+    late_context = batch["roles"].clone()
+    late_context[1, 13] = CONTEXT  # CONTEXT after the prefix: no block
+    assert leading_context_block(late_context) is None
+    plain = torch.full((2, 5), CONTEXT)  # plain bidirectional: nothing to skip
+    assert leading_context_block(plain) is None
+    padded = torch.tensor([[CONTEXT] * 3 + [ORIGINAL] * 2, [CONTEXT] * 2 + [ORIGINAL] + [PADDING] * 2])
+    assert leading_context_block(padded) == (2, 3)
 
 
 def test_outputs_equal_full_attention(monkeypatch):
@@ -25,10 +30,10 @@ def test_outputs_equal_full_attention(monkeypatch):
     rng = np.random.default_rng(1)
     for lengths in ([20, 20, 20], [20, 14, 17], [30, 8]):
         batch = pmlm_batch(dictionary, lengths, rng)
-        assert leading_block(batch["attn_mask"]) is not None
+        assert leading_context_block(batch["roles"]) is not None
         with torch.no_grad():
             split, _ = model(**batch, features_only=True)
-            monkeypatch.setattr(transformer, "leading_block", lambda mask: None)
+            monkeypatch.setattr(transformer, "leading_context_block", lambda roles: None)
             full, _ = model(**batch, features_only=True)
             monkeypatch.undo()
         real = batch["src_tokens"].ne(dictionary.pad())

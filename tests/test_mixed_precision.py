@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from fairseq.data import Dictionary
 
-from fairseq_unilmv2.data.layout import PADDING, attention_mask, pmlm_layout
+from fairseq_unilmv2.data.layout import PADDING, pmlm_layout
 from fairseq_unilmv2.models.unilm_v2 import UniLMv2Config, UniLMv2Model
 from fairseq_unilmv2.modules.transformer import UniLMv2Transformer, masked_fill_value
 
@@ -57,19 +57,21 @@ def pmlm_batch(model: UniLMv2Model):
                                                      constant_values=fill))
                             for layout in layouts])
 
-    roles, steps = stack("roles", PADDING), stack("steps", 0)
     return {
         "src_tokens": stack("tokens", pad), "positions": stack("positions", 0),
-        "segment_labels": stack("segments", 0), "attn_mask": attention_mask(roles, steps),
-        "target": stack("target", pad), "roles": roles,
+        "segment_labels": stack("segments", 0), "roles": stack("roles", PADDING),
+        "steps": stack("steps", 0), "target": stack("target", pad),
     }
+
+
+MODEL_INPUTS = ("src_tokens", "positions", "segment_labels", "roles", "steps")
 
 
 def loss_and_grads(model: UniLMv2Model, batch, autocast_dtype=None):
     """Forward and backward of the PMLM loss; the loss, the logits and every gradient in fp32."""
     model.zero_grad()
     predicted = batch["target"].ne(model.encoder.dictionary.pad())
-    inputs = {k: batch[k] for k in ("src_tokens", "positions", "segment_labels", "attn_mask")}
+    inputs = {k: batch[k] for k in MODEL_INPUTS}
     with torch.autocast("cpu", dtype=autocast_dtype or torch.bfloat16,
                         enabled=autocast_dtype is not None):
         logits, _ = model(**inputs, masked_tokens=predicted)
@@ -142,9 +144,8 @@ def test_padding_changes_nothing_in_half_precision(reference, dtype):
     model, batch, _ = reference
     half = copy.deepcopy(model).to(dtype)
     real = batch["roles"][1].ne(PADDING)
-    alone = {k: batch[k][1:, real] for k in ("src_tokens", "positions", "segment_labels")}
-    alone["attn_mask"] = batch["attn_mask"][1:][:, real][:, :, real]
-    inputs = {k: batch[k] for k in ("src_tokens", "positions", "segment_labels", "attn_mask")}
+    alone = {k: batch[k][1:, real] for k in MODEL_INPUTS}
+    inputs = {k: batch[k] for k in MODEL_INPUTS}
     with torch.no_grad():
         padded, _ = half(**inputs)
         single, _ = half(**alone)
@@ -172,7 +173,7 @@ def test_fully_masked_rows_stay_finite(dtype):
     assert torch.isfinite(bias).all()
     assert (bias[~may_attend.unsqueeze(1).expand_as(bias)] <= masked_fill_value(dtype) + 30).all()
 
-    out, _, _ = transformer(tokens, positions, torch.zeros_like(tokens), may_attend)
+    out, _, _ = transformer(tokens, positions, torch.zeros_like(tokens), may_attend=may_attend)
     assert torch.isfinite(out).all()
     # Strongly negative scores added in the same dtype: the masked entries must not overflow to
     # -inf (a row of -inf is NaN after softmax).

@@ -37,7 +37,7 @@ def change_one_original_each(batch, dictionary, rng):
     tokens = batch["net_input"]["src_tokens"].clone()
     chosen = []
     for row in range(tokens.size(0)):
-        originals = torch.nonzero(batch["roles"][row] == ORIGINAL).flatten().tolist()
+        originals = torch.nonzero(batch["net_input"]["roles"][row] == ORIGINAL).flatten().tolist()
         if not originals:
             chosen.append(None)
             continue
@@ -62,7 +62,7 @@ def leak_violations(model, dictionary, batches, seed=0):
             for row, col in enumerate(chosen):
                 if col is None:
                     continue
-                roles, steps = batch["roles"][row], batch["steps"][row]
+                roles, steps = batch["net_input"]["roles"][row], batch["net_input"]["steps"][row]
                 step = int(steps[col])
                 must_stay = (roles == CONTEXT) | ((roles == PSEUDO) & (steps <= step))
                 if diff[row][must_stay].max() > SAME:
@@ -95,7 +95,7 @@ def test_the_check_catches_a_leaky_mask():
     model, dictionary = tiny_unilm_model()
     batches = pmlm_batches(random_text_dataset(dictionary))[:4]
     for batch in batches:
-        roles, steps = batch["roles"], batch["steps"]
+        roles, steps = batch["net_input"]["roles"], batch["net_input"]["steps"]
         own_original = ((roles.unsqueeze(2) == PSEUDO) & (roles.unsqueeze(1) == ORIGINAL)
                         & (steps.unsqueeze(2) == steps.unsqueeze(1)))
         batch["net_input"]["attn_mask"] = attention_mask(roles, steps) | own_original

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from fairseq.data import Dictionary, ListDataset
 
+from fairseq_unilmv2.data.layout import PSEUDO, attention_mask
 from fairseq_unilmv2.data.seq2seq_dataset import Seq2SeqDataset, Seq2SeqInferenceDataset
 from fairseq_unilmv2.tasks.unilm_seq2seq import UniLMSeq2SeqConfig, check_probabilities
 
@@ -77,10 +78,11 @@ def test_worked_example_mask_positions_and_types():
                   [1, 1, 1, 0, 0, 0, 0, 0, 0, 0],  # padding rows see the source (no empty
                   [1, 1, 1, 0, 0, 0, 0, 0, 0, 0],  # softmax row) and no one sees padding
                   [1, 1, 1, 0, 0, 0, 0, 0, 0, 0]]
-    assert net["attn_mask"].int().tolist() == [expected_0, expected_1]
+    assert attention_mask(net["roles"], net["steps"]).int().tolist() == [expected_0, expected_1]
 
     assert net["src_lengths"].tolist() == [10, 7]
-    assert batch["pseudo_mask"].int().tolist() == [[0] * 7 + [1] * 3, [0] * 5 + [1] * 2 + [0] * 3]
+    assert net["roles"].eq(PSEUDO).int().tolist() == [[0] * 7 + [1] * 3,
+                                                      [0] * 5 + [1] * 2 + [0] * 3]
     assert batch["target"].tolist() == [[y1, y2, eos], [y3, eos, pad]]
     assert batch["ntokens"] == 5
     # fairseq-generate reads the plain sources from here.
@@ -153,4 +155,5 @@ def test_padding_never_attends_to_targets():
     batch = dataset.collater([dataset[0], dataset[1]])
     padding = batch["net_input"]["src_tokens"].eq(dataset.dictionary.pad())
     # Column view: no query attends to a padding key.
-    assert not batch["net_input"]["attn_mask"].transpose(1, 2)[padding].any()
+    net = batch["net_input"]
+    assert not attention_mask(net["roles"], net["steps"]).transpose(1, 2)[padding].any()

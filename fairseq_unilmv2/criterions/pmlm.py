@@ -36,21 +36,23 @@ class PMLMCriterion(FairseqCriterion):
         predicted = sample["target"].ne(self.padding_idx)
         logits = model(**sample["net_input"], masked_tokens=predicted)[0]
         targets = sample["target"][predicted]
-        roles = sample["roles"][predicted]
+        roles = sample["net_input"]["roles"][predicted]
         nll = F.cross_entropy(logits.float(), targets, reduction="none")
         correct = logits.argmax(dim=-1).eq(targets)
         is_ae, is_par = roles.eq(CONTEXT), roles.eq(PSEUDO)
         ae_loss, par_loss = nll[is_ae].sum(), nll[is_par].sum()
         loss = self.ae_weight * ae_loss + self.par_weight * par_loss
-        sample_size = int(is_ae.sum())  # the masked text tokens, each read once by AE
+        # Counts stay tensors, as in fairseq's masked_lm: reading them here (int(...)) would
+        # wait for the device in every step; fairseq's logging sums tensors as they are.
+        sample_size = is_ae.sum()  # the masked text tokens, each read once by AE
         logging_output = {
             "loss": loss.data,
             "ae_loss": ae_loss.data,
             "par_loss": par_loss.data,
-            "ae_correct": int((correct & is_ae).sum()),
-            "par_correct": int((correct & is_par).sum()),
+            "ae_correct": (correct & is_ae).sum(),
+            "par_correct": (correct & is_par).sum(),
             "ae_count": sample_size,
-            "par_count": int(is_par.sum()),
+            "par_count": is_par.sum(),
             "ntokens": sample["ntokens"],
             "nsentences": sample["nsentences"],
             "sample_size": sample_size,

@@ -12,6 +12,8 @@ from fairseq.criterions.label_smoothed_cross_entropy import (LabelSmoothedCrossE
                                                              label_smoothed_nll_loss)
 from fairseq.dataclass import FairseqDataclass
 
+from ..data.layout import PSEUDO
+
 
 @dataclass
 class UniLMSeq2SeqCriterionConfig(FairseqDataclass):
@@ -26,7 +28,7 @@ class UniLMSeq2SeqCriterion(FairseqCriterion):
         self.eps = label_smoothing
 
     def forward(self, model, sample, reduce: bool = True):
-        pseudo_mask = sample["pseudo_mask"]
+        pseudo_mask = sample["net_input"]["roles"].eq(PSEUDO)
         logits, _ = model(**sample["net_input"], masked_tokens=pseudo_mask)
         # Row-major order of the pseudo positions is the row-major order of the real targets.
         target = sample["target"][sample["target"].ne(self.padding_idx)]
@@ -42,7 +44,8 @@ class UniLMSeq2SeqCriterion(FairseqCriterion):
             "ntokens": ntokens,
             "nsentences": sample["nsentences"],
             "sample_size": ntokens,
-            "n_correct": utils.item(lprobs.argmax(dim=-1).eq(target).sum()),
+            # A tensor, not utils.item(): no wait for the device in the training step.
+            "n_correct": lprobs.argmax(dim=-1).eq(target).sum(),
             "total": ntokens,
         }
         return loss, ntokens, logging_output

@@ -38,11 +38,10 @@ The paper's worked example (SPEC 3.3; positions 1-based as in the paper, the mod
 
 ``tests/test_layout.py`` rebuilds this example and compares it with the table.
 """
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from fairseq.data import data_utils
 
 CONTEXT, PSEUDO, ORIGINAL, PADDING = 0, 1, 2, 3
 
@@ -68,27 +67,55 @@ def attention_mask(roles: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
     return may_attend(roles, steps, roles, steps)
 
 
+def leading_context_block(roles: torch.Tensor) -> Optional[Tuple[int, int]]:
+    """``(n_q, n_k)`` such that query rows ``[0, n_q)`` of every example attend only to key
+    columns ``[0, n_k)`` under :func:`attention_mask`, or None when that saves nothing.
+
+    CONTEXT attends to CONTEXT only, and in the PMLM and seq2seq layouts the CONTEXT part is a
+    prefix: the rows of the shortest prefix (``n_q``) then need only the columns of the longest
+    (``n_k``). Padding attends to CONTEXT too, so a padded example does not break the block.
+    Reads roles on the host: meant for the dense CPU path, where that costs no device sync.
+    """
+    batch, length = roles.shape
+    if length == 0 or batch == 0:
+        return None
+    is_context = roles.eq(CONTEXT)
+    n_context = is_context.sum(dim=1)
+    # Length of the leading run of CONTEXT tokens in each example.
+    prefix = torch.cumprod(is_context.to(torch.uint8), dim=1).sum(dim=1)
+    if not torch.equal(prefix, n_context):
+        return None  # some example has CONTEXT tokens after its prefix
+    n_q, n_k = int(prefix.min()), int(prefix.max())
+    if n_q == 0 or n_q == length or n_k == length:
+        return None
+    return n_q, n_k
+
+
 def collate_layouts(layouts: Sequence[NamedTuple], pad_idx: int) -> Dict[str, torch.Tensor]:
-    """Right-pad laid-out examples into one batch with its (B, T, T) attention mask.
+    """Right-pad laid-out examples into one batch of (B, T) tensors.
 
     ``layouts`` are any records with 1-D ``tokens``, ``positions``, ``segments``, ``roles`` and
     ``steps`` arrays (:class:`PMLMLayout`, the seq2seq layout). Padding gets the pad token, role
-    PADDING (attended by no one) and position, token type and step 0. The mask is built from
-    the padded roles and steps in one vectorized call.
+    PADDING (attended by no one) and position, token type and step 0. The batch carries roles
+    and steps, not the (B, T, T) mask: the model builds the mask (or its attention backend's
+    equivalent) on the device with :func:`attention_mask`, which keeps the data loader light.
     """
-    def stack(field: str, fill: int) -> torch.Tensor:
-        return data_utils.collate_tokens(
-            [torch.from_numpy(getattr(layout, field)) for layout in layouts], fill)
-
-    roles, steps = stack("roles", PADDING), stack("steps", 0)
     return {
-        "src_tokens": stack("tokens", pad_idx),
-        "positions": stack("positions", 0),
-        "segment_labels": stack("segments", 0),
-        "roles": roles,
-        "steps": steps,
-        "attn_mask": attention_mask(roles, steps),
+        "src_tokens": collate_field(layouts, "tokens", pad_idx),
+        "positions": collate_field(layouts, "positions", 0),
+        "segment_labels": collate_field(layouts, "segments", 0),
+        "roles": collate_field(layouts, "roles", PADDING),
+        "steps": collate_field(layouts, "steps", 0),
     }
+
+
+def collate_field(layouts: Sequence[NamedTuple], field: str, fill: int) -> torch.Tensor:
+    """One field of the layouts, right-padded with ``fill`` into an int64 (B, T) tensor."""
+    arrays = [getattr(layout, field) for layout in layouts]
+    batch = np.full((len(arrays), max(len(a) for a in arrays)), fill, dtype=np.int64)
+    for row, array in enumerate(arrays):
+        batch[row, :len(array)] = array
+    return torch.from_numpy(batch)
 
 
 class PMLMLayout(NamedTuple):

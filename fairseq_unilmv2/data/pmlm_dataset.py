@@ -12,7 +12,7 @@ import torch
 from fairseq.data import FairseqDataset, data_utils
 
 from .blockwise_masking import blockwise_mask, corrupt_masked
-from .layout import collate_layouts, pmlm_layout
+from .layout import collate_field, collate_layouts, pmlm_layout
 
 # [SOS] S1 [EOS] S2 [EOS]: three special tokens around the text of a block.
 SPECIALS_PER_EXAMPLE = 3
@@ -120,24 +120,21 @@ class PMLMDataset(FairseqDataset):
         return text, segments
 
     def collater(self, samples: List[Dict]) -> Dict:
-        """Right-padded batch; the attention mask is built from roles and steps in one go."""
+        """Right-padded (B, T) batch: tokens, positions, token types, roles and steps in
+        ``net_input`` (the model builds the attention mask from roles and steps), the original
+        token at every predicted position in ``target``."""
         if not samples:
             return {}
         layouts = [s["layout"] for s in samples]
         pad = self.dictionary.pad()
         net_input = collate_layouts(layouts, pad)
-        roles, steps = net_input.pop("roles"), net_input.pop("steps")
         net_input["src_lengths"] = torch.tensor([len(layout.tokens) for layout in layouts])
-        target = data_utils.collate_tokens([torch.from_numpy(layout.target) for layout in layouts],
-                                           pad)
         return {
             "id": torch.tensor([s["id"] for s in samples], dtype=torch.long),
             "nsentences": len(samples),
             "ntokens": sum(s["text_length"] for s in samples),
             "net_input": net_input,
-            "target": target,
-            "roles": roles,
-            "steps": steps,
+            "target": collate_field(layouts, "target", pad),
         }
 
     @property

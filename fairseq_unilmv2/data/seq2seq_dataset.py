@@ -96,8 +96,8 @@ class Seq2SeqDataset(FairseqDataset):
     """Training / validation pairs in the packed layout, with the pseudo-token corruption.
 
     A collated batch has ``net_input`` (``src_tokens`` = packed tokens, ``src_lengths``,
-    ``positions``, ``segment_labels``, ``attn_mask``), ``pseudo_mask`` (bool (B, T), where the
-    loss is read), ``target`` (``y1..ym [eos]`` right-padded; in row-major order its non-pad
+    ``positions``, ``segment_labels``, and the ``roles`` and ``steps`` from which the model
+    builds the attention mask; the loss is read at the PSEUDO roles), ``target`` (``y1..ym [eos]`` right-padded; in row-major order its non-pad
     entries are the labels of the pseudo tokens) and ``generation_input`` (the plain sources
     and fairseq's ``prev_output_tokens``, which the task hands to ``SequenceGenerator``, or to
     ``SequenceScorer`` with ``--score-reference``, in ``fairseq-generate``).
@@ -171,9 +171,7 @@ class Seq2SeqDataset(FairseqDataset):
             return {}
         pad = self.dictionary.pad()
         packed = collate_layouts([s["layout"] for s in samples], pad)
-        roles = packed.pop("roles")
-        del packed["steps"]  # already in the attention mask
-        packed["src_lengths"] = roles.ne(PADDING).sum(dim=1)
+        packed["src_lengths"] = torch.tensor([len(s["layout"].tokens) for s in samples])
         targets = [torch.from_numpy(s["target"]) for s in samples]
         target = data_utils.collate_tokens(targets, pad)
         return {
@@ -181,7 +179,6 @@ class Seq2SeqDataset(FairseqDataset):
             "nsentences": len(samples),
             "ntokens": int(target.ne(pad).sum()),
             "net_input": packed,
-            "pseudo_mask": roles.eq(PSEUDO),
             "target": target,
             "generation_input": {
                 **collate_sources([s["source"] for s in samples], pad),

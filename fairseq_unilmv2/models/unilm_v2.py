@@ -24,7 +24,7 @@ from fairseq.utils import safe_getattr
 from torch import nn
 
 from ..data.checks import check_checkpoint_matches, mask_index
-from ..data.layout import CONTEXT, ORIGINAL, PADDING, PSEUDO, attention_mask, may_attend
+from ..data.layout import CONTEXT, ORIGINAL, PADDING, PSEUDO, may_attend
 from ..modules.transformer import UniLMv2Transformer
 
 logger = logging.getLogger(__name__)
@@ -113,6 +113,7 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
     def forward(self, src_tokens: torch.Tensor, src_lengths: Optional[torch.Tensor] = None,
                 positions: Optional[torch.Tensor] = None,
                 segment_labels: Optional[torch.Tensor] = None,
+                roles: Optional[torch.Tensor] = None, steps: Optional[torch.Tensor] = None,
                 attn_mask: Optional[torch.Tensor] = None, features_only: bool = False,
                 return_all_hiddens: bool = False, classification_head_name: Optional[str] = None,
                 masked_tokens: Optional[torch.Tensor] = None,
@@ -124,11 +125,13 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
         ``self.decoder``), as ``SequenceScorer`` (``fairseq-generate --score-reference``) calls
         it.
 
-        ``positions`` (0-based ids), ``segment_labels`` (token types) and ``attn_mask``
-        (bool (B, T, T), True = may attend) default to a plain bidirectional input whose token
-        types follow :func:`pair_token_types` (``source_type_id`` up to the first eos,
+        ``positions`` (0-based ids), ``segment_labels`` (token types) and the per-token
+        ``roles`` and ``steps`` of :mod:`fairseq_unilmv2.data.layout` (from which the attention
+        mask is built on the device) default to a plain bidirectional input whose token types
+        follow :func:`pair_token_types` (``source_type_id`` up to the first eos,
         ``target_type_id`` after it), so ``sentence_prediction`` pairs need nothing more;
-        layouts with their own segments (pre-training, seq2seq) pass them. With
+        layouts with their own segments (pre-training, seq2seq) pass them. ``attn_mask``
+        (bool (B, T, T), True = may attend) overrides roles and steps with a mask of one's own. With
         ``masked_tokens`` (bool (B, T)) the LM head runs only at those positions and the logits
         are (N, V) in row-major order of the mask. Returns ``(output, extra)`` as RoBERTa does.
         """
@@ -136,19 +139,22 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
             encoder_out = self.encoder(src_tokens, src_lengths)
             return self.decoder(prev_output_tokens, encoder_out=encoder_out,
                                 features_only=features_only)
-        default_positions, _, roles = _default_inputs(src_tokens, self.transformer.padding_idx)
+        default_positions, _, default_roles = _default_inputs(src_tokens,
+                                                              self.transformer.padding_idx)
         positions = default_positions if positions is None else positions
         if segment_labels is None:
             segment_labels = pair_token_types(src_tokens, self.encoder.dictionary.eos(),
                                               self.transformer.padding_idx,
                                               self.cfg.source_type_id, self.cfg.target_type_id)
-        if attn_mask is None:
-            attn_mask = attention_mask(roles, torch.zeros_like(roles))
+        if roles is None:
+            roles, steps = default_roles, None
+        if steps is None:
+            steps = torch.zeros_like(roles)
         # When only the LM head reads the final states, the last layer computes just those rows.
         only_masked_rows = masked_tokens is not None and not (
             features_only or return_all_hiddens or classification_head_name is not None)
         x, _, hiddens = self.transformer(
-            src_tokens, positions, segment_labels, attn_mask,
+            src_tokens, positions, segment_labels, roles, steps, may_attend=attn_mask,
             return_all_hiddens=return_all_hiddens,
             output_rows=masked_tokens if only_masked_rows else None)
         extra = {"inner_states": hiddens}
@@ -258,8 +264,8 @@ class UniLMv2Encoder(FairseqEncoder):
                 **unused) -> Dict[str, List[torch.Tensor]]:
         positions, _, roles = _default_inputs(src_tokens, self.transformer.padding_idx)
         segments = torch.full_like(src_tokens, self.source_type_id)
-        _, kvs, _ = self.transformer(src_tokens, positions, segments,
-                                     attention_mask(roles, torch.zeros_like(roles)))
+        _, kvs, _ = self.transformer(src_tokens, positions, segments, roles,
+                                     torch.zeros_like(roles))
         # fairseq expects Dict[str, List[Tensor]], each tensor reorderable along dim 0.
         return {
             "source_keys": [k for k, _ in kvs],
@@ -352,7 +358,7 @@ class UniLMv2Decoder(FairseqIncrementalDecoder):
                 for layer in range(len(src_keys))]
         mask = may_attend(roles, steps, key_roles, key_steps)
         segments = torch.full_like(tokens, self.target_type_id)
-        x, new_kvs, _ = self.transformer(tokens, positions, segments, mask, past=past,
+        x, new_kvs, _ = self.transformer(tokens, positions, segments, may_attend=mask, past=past,
                                          past_positions=past_positions)
         return x, new_kvs
 

@@ -12,9 +12,11 @@ from typing import List, NamedTuple, Optional, Tuple, Union
 import torch
 import torch.nn.functional as F
 from fairseq import utils
+from fairseq.modules import LayerNorm
 from fairseq.modules.transformer_sentence_encoder import init_bert_params
 from torch import nn
 
+from ..data.layout import attention_mask, leading_context_block
 from .dropout import Dropout, draws_cheap_masks, dropout
 from .relative_position import RelativePositionBias
 
@@ -25,29 +27,6 @@ def masked_fill_value(dtype: torch.dtype) -> float:
     """A large negative that stays finite in fp16/bf16 after adding a bias or a score to it,
     so a query with every key masked (a padding row) gets a uniform softmax, never NaN."""
     return torch.finfo(dtype).min / 2
-
-
-def leading_block(may_attend: torch.Tensor) -> Optional[Tuple[int, int]]:
-    """``(n_q, n_k)`` such that query rows ``[0, n_q)`` of every example attend only to key
-    columns ``[0, n_k)``, or None when that saves nothing.
-
-    In the PMLM and seq2seq layouts the CONTEXT part comes first and attends only to itself,
-    while the appended pseudo masks and originals (or target and pseudo tokens) attend to
-    everything. Scoring the CONTEXT rows against the CONTEXT keys only skips the blocks the
-    mask would zero anyway (about 18% of the attention work of a 512-token PMLM example): the
-    result is the same, since masked keys get exactly zero weight. The first row of each example
-    gives the candidate (its number of attended keys), and the block is verified on the mask.
-    """
-    length = may_attend.size(-1)
-    if may_attend.size(1) != length or length == 0:
-        return None
-    attended_by_first = may_attend[:, 0, :].sum(dim=-1)
-    n_q, n_k = int(attended_by_first.min()), int(attended_by_first.max())
-    if n_q == 0 or n_q == length or n_k == length:
-        return None
-    if bool(may_attend[:, :n_q, n_k:].any()):
-        return None
-    return n_q, n_k
 
 
 def rows_of(selected: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -69,7 +48,7 @@ def gather_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
 
 
 class LeadingBlockBias(NamedTuple):
-    """The additive attention bias split at a :func:`leading_block`: ``head`` (B, H, n_q, n_k)
+    """The additive attention bias split at a :func:`~fairseq_unilmv2.data.layout.leading_context_block`: ``head`` (B, H, n_q, n_k)
     for the leading rows against the leading keys, ``tail`` (B, H, T - n_q, T) for the rest."""
 
     n_queries: int
@@ -162,10 +141,10 @@ class UniLMv2Layer(nn.Module):
                  layer_norm_eps: float):
         super().__init__()
         self.self_attn = SelfAttention(embed_dim, num_heads, attention_dropout)
-        self.self_attn_layer_norm = nn.LayerNorm(embed_dim, eps=layer_norm_eps)
+        self.self_attn_layer_norm = LayerNorm(embed_dim, eps=layer_norm_eps)
         self.fc1 = nn.Linear(embed_dim, ffn_embed_dim)
         self.fc2 = nn.Linear(ffn_embed_dim, embed_dim)
-        self.final_layer_norm = nn.LayerNorm(embed_dim, eps=layer_norm_eps)
+        self.final_layer_norm = LayerNorm(embed_dim, eps=layer_norm_eps)
         self.activation_fn = utils.get_activation_fn(activation_fn)
         self.dropout = Dropout(dropout)
         self.activation_dropout = Dropout(activation_dropout)
@@ -191,7 +170,7 @@ class LMHead(nn.Module):
         super().__init__()
         self.dense = nn.Linear(embed_dim, embed_dim)
         self.activation_fn = utils.get_activation_fn(activation_fn)
-        self.layer_norm = nn.LayerNorm(embed_dim, eps=layer_norm_eps)
+        self.layer_norm = LayerNorm(embed_dim, eps=layer_norm_eps)
         self.weight = weight
         self.bias = nn.Parameter(torch.zeros(weight.size(0)))
 
@@ -211,7 +190,7 @@ class UniLMv2Transformer(nn.Module):
         self.embed_tokens = nn.Embedding(vocab_size, dim, padding_idx)
         self.embed_positions = nn.Embedding(cfg.max_positions, dim)
         self.embed_token_types = nn.Embedding(cfg.type_vocab_size, dim)
-        self.embed_layer_norm = nn.LayerNorm(dim, eps=cfg.layer_norm_eps)
+        self.embed_layer_norm = LayerNorm(dim, eps=cfg.layer_norm_eps)
         self.embed_dropout = Dropout(cfg.dropout)
         self.rel_pos_bias = (RelativePositionBias(self.num_heads, cfg.rel_pos_bins, cfg.max_rel_pos)
                              if cfg.rel_pos_bins > 0 else None)
@@ -248,16 +227,21 @@ class UniLMv2Transformer(nn.Module):
         return bias.masked_fill(~may_attend.unsqueeze(1), masked_fill_value(dtype))
 
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor, segments: torch.Tensor,
-                may_attend: torch.Tensor, past: Optional[List[List[KeyValue]]] = None,
+                roles: Optional[torch.Tensor] = None, steps: Optional[torch.Tensor] = None,
+                may_attend: Optional[torch.Tensor] = None,
+                past: Optional[List[List[KeyValue]]] = None,
                 past_positions: Optional[torch.Tensor] = None,
                 return_all_hiddens: bool = False, output_rows: Optional[torch.Tensor] = None):
         """Run T new tokens, optionally attending to the cached keys/values of P earlier ones.
 
-        ``past`` holds, for each layer, the cached keys/values as a list of segments in key
-        order (e.g. source, then earlier targets); ``past_positions`` (B, P) their position ids.
-        ``may_attend`` is (B, T, P + T) over [past | new]. Returns the final hidden states
-        (B, T, C), the per-layer keys/values of the new tokens, and the list of hidden states
-        (embeddings then each layer) when ``return_all_hiddens``.
+        Who attends to whom comes from the (B, T) ``roles`` and ``steps`` of a packed input
+        (:func:`~fairseq_unilmv2.data.layout.attention_mask` builds the mask on the device), or
+        from an explicit bool ``may_attend`` (B, T, P + T) over [past | new], which decoding
+        against a cache uses. ``past`` holds, for each layer, the cached keys/values as a list
+        of segments in key order (e.g. source, then earlier targets); ``past_positions`` (B, P)
+        their position ids. Returns the final hidden states (B, T, C), the per-layer
+        keys/values of the new tokens, and the list of hidden states (embeddings then each
+        layer) when ``return_all_hiddens``.
 
         ``output_rows`` (bool (B, T)) names the rows whose final hidden state will be read,
         e.g. the predicted positions of a pre-training or fine-tuning step. The last layer then
@@ -266,10 +250,16 @@ class UniLMv2Transformer(nn.Module):
         """
         if output_rows is not None and (return_all_hiddens or not self.layers):
             raise ValueError("output_rows needs at least one layer and no return_all_hiddens")
+        if may_attend is None and (roles is None or steps is None):
+            raise ValueError("the transformer needs the tokens' roles and steps, or may_attend")
         x = self.embed(tokens, positions, segments)
         key_positions = positions if past_positions is None else torch.cat([past_positions, positions], 1)
-        attn_bias = self._layer_bias(may_attend, positions, key_positions, x.dtype,
-                                     packed=past is None)
+        block = None
+        if may_attend is None:
+            # The leading block reads roles on the host: free on the CPU, a device sync elsewhere.
+            block = leading_context_block(roles) if roles.device.type == "cpu" else None
+            may_attend = attention_mask(roles, steps)
+        attn_bias = self._layer_bias(may_attend, positions, key_positions, x.dtype, block)
         new_kvs: List[KeyValue] = []
         hiddens = [x] if return_all_hiddens else []
         for i, layer in enumerate(self.layers):
@@ -288,11 +278,11 @@ class UniLMv2Transformer(nn.Module):
         return x, new_kvs, hiddens
 
     def _layer_bias(self, may_attend: torch.Tensor, positions: torch.Tensor,
-                    key_positions: torch.Tensor, dtype: torch.dtype, packed: bool) -> AttentionBias:
-        """The attention bias all layers share, split at the :func:`leading_block` of a packed
-        forward. The two blocks are built directly, once per forward: slicing one full bias in
-        every layer would also cost a zero-filled full-size gradient per slice."""
-        block = leading_block(may_attend) if packed else None
+                    key_positions: torch.Tensor, dtype: torch.dtype,
+                    block: Optional[Tuple[int, int]]) -> AttentionBias:
+        """The attention bias all layers share, split at a leading ``block`` (n_q, n_k) when
+        there is one. The two blocks are built directly, once per forward: slicing one full
+        bias in every layer would also cost a zero-filled full-size gradient per slice."""
         if block is None:
             return self.attention_bias(may_attend, positions, key_positions, dtype)
         n_q, n_k = block
