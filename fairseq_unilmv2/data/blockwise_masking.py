@@ -28,28 +28,31 @@ def blockwise_mask(maskable: np.ndarray, rng: np.random.Generator, mask_prob: fl
     which blocks are accepted is the factorization order.
     """
     candidates = np.flatnonzero(maskable)
-    goal = mask_prob * len(candidates)
-    masked = np.zeros(len(maskable), dtype=bool)
+    n_candidates, length = len(candidates), len(maskable)
+    goal = mask_prob * n_candidates
+    # 1 where a span may not go (special token or already masked): a bytearray slice answers
+    # "does the span fit" far faster than numpy slicing on a few elements, pick after pick.
+    taken = bytearray((~np.asarray(maskable, dtype=bool)).astype(np.uint8).tobytes())
     blocks: List[np.ndarray] = []
     lengths: List[int] = []
     accepted: List[bool] = []
     n_masked = 0
     # Only a degenerate setting (span_prob 1 with no room left for any span) can keep every pick
     # from fitting; this bound ends such a loop instead of spinning forever.
-    attempts_left = 100 * len(candidates) + 100
+    attempts_left = 100 * n_candidates + 100
     while n_masked < goal and attempts_left > 0:
         attempts_left -= 1
-        start = candidates[rng.integers(len(candidates))]
+        start = int(candidates[rng.integers(n_candidates)])
         is_span = rng.random() < span_prob
-        length = int(rng.integers(min_span_len, max_span_len + 1)) if is_span else 1
-        end = start + length
-        fits = end <= len(maskable) and maskable[start:end].all() and not masked[start:end].any()
-        lengths.append(length)
-        accepted.append(bool(fits))
+        span = int(rng.integers(min_span_len, max_span_len + 1)) if is_span else 1
+        end = start + span
+        fits = end <= length and not any(taken[start:end])
+        lengths.append(span)
+        accepted.append(fits)
         if fits:
-            masked[start:end] = True
+            taken[start:end] = b"\x01" * span
             blocks.append(np.arange(start, end, dtype=np.int64))
-            n_masked += length
+            n_masked += span
     return BlockwiseMask(blocks, np.asarray(lengths, dtype=np.int64),
                          np.asarray(accepted, dtype=bool))
 

@@ -38,7 +38,7 @@ The paper's worked example (SPEC 3.3; positions 1-based as in the paper, the mod
 
 ``tests/test_layout.py`` rebuilds this example and compares it with the table.
 """
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -104,15 +104,18 @@ def collate_layouts(layouts: Sequence[NamedTuple], pad_idx: int) -> Dict[str, to
         "src_tokens": collate_field(layouts, "tokens", pad_idx),
         "positions": collate_field(layouts, "positions", 0),
         "segment_labels": collate_field(layouts, "segments", 0),
-        "roles": collate_field(layouts, "roles", PADDING),
-        "steps": collate_field(layouts, "steps", 0),
+        # Small integer types: these two replace a (B, T, T) mask in every batch a data-loader
+        # worker pickles and the trainer copies to the device.
+        "roles": collate_field(layouts, "roles", PADDING, np.int8),
+        "steps": collate_field(layouts, "steps", 0, np.int16),
     }
 
 
-def collate_field(layouts: Sequence[NamedTuple], field: str, fill: int) -> torch.Tensor:
-    """One field of the layouts, right-padded with ``fill`` into an int64 (B, T) tensor."""
+def collate_field(layouts: Sequence[NamedTuple], field: str, fill: int,
+                  dtype=np.int64) -> torch.Tensor:
+    """One field of the layouts, right-padded with ``fill`` into a (B, T) tensor."""
     arrays = [getattr(layout, field) for layout in layouts]
-    batch = np.full((len(arrays), max(len(a) for a in arrays)), fill, dtype=np.int64)
+    batch = np.full((len(arrays), max(len(a) for a in arrays)), fill, dtype=dtype)
     for row, array in enumerate(arrays):
         batch[row, :len(array)] = array
     return torch.from_numpy(batch)
@@ -143,42 +146,36 @@ def pmlm_layout(original: np.ndarray, corrupted: np.ndarray, segments: np.ndarra
     step are attended by no one, so ``append_last_originals=False`` leaves them out.
     """
     length = len(original)
-    masked = np.fromiter((p for block in blocks for p in block), dtype=np.int64)
+    sizes = np.array([len(block) for block in blocks], dtype=np.int64)
+    masked = (np.concatenate([np.asarray(block, dtype=np.int64) for block in blocks])
+              if len(blocks) else np.zeros(0, dtype=np.int64))
     target = np.full(length, pad_idx, dtype=np.int64)
     target[masked] = original[masked]
 
-    parts_tokens: List[np.ndarray] = [corrupted.astype(np.int64)]
-    parts_pos: List[np.ndarray] = [np.arange(length, dtype=np.int64)]
-    parts_roles: List[np.ndarray] = [np.full(length, CONTEXT, dtype=np.int64)]
-    parts_steps: List[np.ndarray] = [np.zeros(length, dtype=np.int64)]
-    parts_target: List[np.ndarray] = [target]
-    offset = 0
-    for step, block in enumerate(blocks, start=1):
-        block = np.asarray(block, dtype=np.int64)
-        size = len(block)
-        if pseudo_tokens is None:
-            pseudo = np.full(size, mask_idx, dtype=np.int64)
-        else:
-            pseudo = np.asarray(pseudo_tokens[offset:offset + size], dtype=np.int64)
-        offset += size
-        with_originals = append_last_originals or step < len(blocks)
-        n_copies = 2 if with_originals else 1
-        parts_tokens.append(pseudo)
-        parts_target.append(original[block])
-        parts_roles.append(np.full(size, PSEUDO, dtype=np.int64))
-        if with_originals:
-            parts_tokens.append(original[block])
-            parts_target.append(np.full(size, pad_idx, dtype=np.int64))
-            parts_roles.append(np.full(size, ORIGINAL, dtype=np.int64))
-        parts_pos.extend([block] * n_copies)
-        parts_steps.extend([np.full(size, step, dtype=np.int64)] * n_copies)
+    # The appended part, vectorized: block i contributes its pseudo masks then its originals.
+    copies = np.full(len(blocks), 2, dtype=np.int64)
+    if len(blocks) and not append_last_originals:
+        copies[-1] = 1
+    segment_lengths = sizes * copies
+    block_of = np.repeat(np.arange(len(blocks), dtype=np.int64), segment_lengths)
+    offset = np.arange(segment_lengths.sum()) - (np.cumsum(segment_lengths)
+                                                  - segment_lengths)[block_of]
+    block_size = sizes[block_of]
+    is_original = offset >= block_size
+    masked_index = (np.cumsum(sizes) - sizes)[block_of] + offset - block_size * is_original
+    appended_positions = masked[masked_index]
+    shown = (np.full(len(masked_index), mask_idx, dtype=np.int64) if pseudo_tokens is None
+             else np.asarray(pseudo_tokens, dtype=np.int64)[masked_index])
+    appended_originals = original[appended_positions]
 
-    positions = np.concatenate(parts_pos)
+    positions = np.concatenate([np.arange(length, dtype=np.int64), appended_positions])
     return PMLMLayout(
-        tokens=np.concatenate(parts_tokens),
+        tokens=np.concatenate([corrupted.astype(np.int64),
+                               np.where(is_original, appended_originals, shown)]),
         positions=positions,
         segments=segments[positions],
-        roles=np.concatenate(parts_roles),
-        steps=np.concatenate(parts_steps),
-        target=np.concatenate(parts_target),
+        roles=np.concatenate([np.full(length, CONTEXT, dtype=np.int64),
+                              np.where(is_original, ORIGINAL, PSEUDO)]),
+        steps=np.concatenate([np.zeros(length, dtype=np.int64), block_of + 1]),
+        target=np.concatenate([target, np.where(is_original, pad_idx, appended_originals)]),
     )
