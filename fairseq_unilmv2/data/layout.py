@@ -53,8 +53,13 @@ def may_attend(query_roles: torch.Tensor, query_steps: torch.Tensor,
     Arguments are (B, Tq) and (B, Tk) role / step tensors. Vectorized: no loop over tokens.
     A PADDING query attends to the CONTEXT keys, so that its softmax row is never empty.
     """
-    q_role, q_step = query_roles.unsqueeze(2), query_steps.unsqueeze(2)
-    k_role, k_step = key_roles.unsqueeze(1), key_steps.unsqueeze(1)
+    return attends(query_roles.unsqueeze(2), query_steps.unsqueeze(2),
+                   key_roles.unsqueeze(1), key_steps.unsqueeze(1))
+
+
+def attends(q_role, q_step, k_role, k_step):
+    """The rule itself, elementwise on broadcastable tensors: :func:`may_attend` applies it to
+    every (query, key) pair of a batch, the FlexAttention backend to the pairs of a block."""
     key_is_context = k_role == CONTEXT
     pseudo_row = (q_role == PSEUDO) & (((k_role == ORIGINAL) & (k_step < q_step))
                                        | ((k_role == PSEUDO) & (k_step == q_step)))

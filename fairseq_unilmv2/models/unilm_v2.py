@@ -25,6 +25,7 @@ from torch import nn
 
 from ..data.checks import check_checkpoint_matches, mask_index
 from ..data.layout import CONTEXT, ORIGINAL, PADDING, PSEUDO, may_attend
+from ..modules.attention import BACKENDS
 from ..modules.transformer import UniLMv2Transformer
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,12 @@ class UniLMv2Config(FairseqDataclass):
                                   "released UniLMv2 decoders, 1e-12 in BERT configs)"})
     activation_fn: ChoiceEnum(utils.get_available_activation_fns()) = field(
         default="gelu", metadata={"help": "activation function"})
+    attention_backend: ChoiceEnum(BACKENDS) = field(default="dense", metadata={
+        "help": "how attention is computed: 'dense' (an additive (B, H, T, T) bias through "
+                "scaled_dot_product_attention; every device) or 'flex' (FlexAttention with a "
+                "block mask from the tokens' roles and steps and the relative position bias "
+                "looked up per pair; for GPUs, without attention dropout: see "
+                "fairseq_unilmv2/modules/attention.py)"})
     dropout: float = field(default=0.1, metadata={"help": "dropout probability"})
     attention_dropout: float = field(default=0.1, metadata={"help": "dropout on attention weights"})
     activation_dropout: float = field(default=0.0, metadata={"help": "dropout after the FFN "

@@ -16,7 +16,8 @@ from fairseq.modules import LayerNorm
 from fairseq.modules.transformer_sentence_encoder import init_bert_params
 from torch import nn
 
-from ..data.layout import attention_mask, leading_context_block
+from ..data.layout import PADDING, attention_mask, leading_context_block
+from .attention import FlexPlan, pad_to_blocks, use_flex
 from .dropout import Dropout, draws_cheap_masks, dropout
 from .relative_position import RelativePositionBias
 
@@ -121,6 +122,8 @@ class SelfAttention(nn.Module):
         new_kv = (k, v)
         if past is not None:
             out = self._attend_segments(q, [*past, new_kv], attn_bias)
+        elif isinstance(attn_bias, FlexPlan):
+            out = attn_bias.attend(q, k, v)
         elif isinstance(attn_bias, LeadingBlockBias):
             n_q, n_k = attn_bias.n_queries, attn_bias.n_keys
             head = self._attend(q[:, :, :n_q], k[:, :, :n_k], v[:, :, :n_k], attn_bias.head)
@@ -187,6 +190,8 @@ class UniLMv2Transformer(nn.Module):
         dim = cfg.encoder_embed_dim
         self.padding_idx = padding_idx
         self.num_heads = cfg.encoder_attention_heads
+        self.attention_backend = getattr(cfg, "attention_backend", "dense")
+        self.attention_dropout = cfg.attention_dropout
         self.embed_tokens = nn.Embedding(vocab_size, dim, padding_idx)
         self.embed_positions = nn.Embedding(cfg.max_positions, dim)
         self.embed_token_types = nn.Embedding(cfg.type_vocab_size, dim)
@@ -208,7 +213,11 @@ class UniLMv2Transformer(nn.Module):
 
     def embed(self, tokens: torch.Tensor, positions: torch.Tensor,
               segments: torch.Tensor) -> torch.Tensor:
-        if positions.numel() and int(positions.max()) >= self.max_positions:
+        # Read on the CPU only: on a GPU it would wait for the device in every forward. There
+        # the tasks check the length budgets when they build the model, and an embedding
+        # lookup past the table fails on the device anyway.
+        if positions.device.type == "cpu" and positions.numel() \
+                and int(positions.max()) >= self.max_positions:
             raise ValueError(
                 f"position id {int(positions.max())} is beyond the {self.max_positions} learned "
                 "positions: shorten the input (--tokens-per-sample, --max-source-positions, "
@@ -252,6 +261,10 @@ class UniLMv2Transformer(nn.Module):
             raise ValueError("output_rows needs at least one layer and no return_all_hiddens")
         if may_attend is None and (roles is None or steps is None):
             raise ValueError("the transformer needs the tokens' roles and steps, or may_attend")
+        if may_attend is None and past is None and use_flex(
+                self.attention_backend, tokens.device, self.training, self.attention_dropout):
+            return self._flex_forward(tokens, positions, segments, roles, steps,
+                                      return_all_hiddens, output_rows)
         x = self.embed(tokens, positions, segments)
         key_positions = positions if past_positions is None else torch.cat([past_positions, positions], 1)
         block = None
@@ -276,6 +289,28 @@ class UniLMv2Transformer(nn.Module):
             if return_all_hiddens:
                 hiddens.append(x)
         return x, new_kvs, hiddens
+
+    def _flex_forward(self, tokens, positions, segments, roles, steps, return_all_hiddens,
+                      output_rows):
+        """The packed forward on FlexAttention (``modules/attention.py``): the batch is padded
+        to whole blocks for the kernels and cut back to its length after every layer."""
+        length = tokens.size(1)
+        roles, steps = pad_to_blocks(roles, PADDING), pad_to_blocks(steps, 0)
+        positions = pad_to_blocks(positions, 0)
+        distance_bias = (self.rel_pos_bias.bias_by_distance(self.max_positions)
+                         if self.rel_pos_bias is not None else None)
+        plan = FlexPlan(roles, steps, positions, distance_bias)
+        x = self.embed(pad_to_blocks(tokens, self.padding_idx), positions,
+                       pad_to_blocks(segments, 0))
+        new_kvs: List[KeyValue] = []
+        hiddens = [x[:, :length]] if return_all_hiddens else []
+        for layer in self.layers:
+            x, (k, v) = layer(x, plan)
+            new_kvs.append((k[:, :, :length], v[:, :, :length]))
+            if return_all_hiddens:
+                hiddens.append(x[:, :length])
+        x = x[:, :length]
+        return (x if output_rows is None else x[output_rows]), new_kvs, hiddens
 
     def _layer_bias(self, may_attend: torch.Tensor, positions: torch.Tensor,
                     key_positions: torch.Tensor, dtype: torch.dtype,

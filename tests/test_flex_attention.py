@@ -1,0 +1,90 @@
+"""``--attention-backend flex`` computes what the dense path computes.
+
+On the CPU, FlexAttention runs forward only (torch has no CPU backward for it), so there the
+flex path is checked for outputs, over PMLM and seq2seq batches with padding, and for its
+fall-backs. Where CUDA is present, logits and every gradient are compared with the dense path
+(fp32, 1e-4)."""
+import logging
+
+import numpy as np
+import pytest
+import torch
+from helpers import pmlm_batch, tiny_unilm_model
+
+from fairseq_unilmv2.data.layout import collate_layouts
+from fairseq_unilmv2.data.seq2seq_dataset import seq2seq_layout
+from fairseq_unilmv2.modules import attention
+
+pytestmark = pytest.mark.skipif(attention.flex_attention is None,
+                                reason="this torch has no FlexAttention (torch >= 2.5)")
+
+
+def run(model, backend, batch, **kwargs):
+    model.transformer.attention_backend = backend
+    return model(**batch, **kwargs)[0]
+
+
+def seq2seq_batch(dictionary, rng):
+    mask = dictionary.index("<mask>")
+    layouts = []
+    for source_len, target_len in ((40, 9), (23, 14), (7, 3)):
+        words = lambda n: rng.integers(dictionary.nspecial, mask, size=n)  # noqa: E731
+        target = words(target_len)
+        layouts.append(seq2seq_layout(words(source_len), target, np.full(target_len, mask),
+                                      source_type_id=0, target_type_id=1))
+    return collate_layouts(layouts, dictionary.pad())
+
+
+@torch.no_grad()
+def test_flex_outputs_equal_dense_on_pmlm_and_seq2seq_batches():
+    model, dictionary = tiny_unilm_model()
+    rng = np.random.default_rng(0)
+    for batch in (pmlm_batch(dictionary, [150, 97, 30], rng), seq2seq_batch(dictionary, rng)):
+        real = batch["src_tokens"].ne(dictionary.pad())
+        dense = run(model, "dense", batch, features_only=True)
+        flex = run(model, "flex", batch, features_only=True)
+        assert flex.shape == dense.shape
+        torch.testing.assert_close(flex[real], dense[real], rtol=1e-5, atol=1e-5)
+        predicted = real & batch["roles"].ne(0)
+        torch.testing.assert_close(run(model, "flex", batch, masked_tokens=predicted),
+                                   run(model, "dense", batch, masked_tokens=predicted),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_flex_falls_back_where_it_cannot_serve(caplog):
+    caplog.set_level(logging.WARNING)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert not attention.use_flex("dense", cuda, training=False, attention_dropout=0.0)
+    assert attention.use_flex("flex", cuda, training=True, attention_dropout=0.0)
+    assert not attention.use_flex("flex", cuda, training=True, attention_dropout=0.1)
+    assert "--attention-dropout 0" in caplog.text
+    with torch.no_grad():
+        assert attention.use_flex("flex", cpu, training=False, attention_dropout=0.1)
+    assert not attention.use_flex("flex", cpu, training=False, attention_dropout=0.0)
+    # CPU training with the flex backend asked for: dense attention, same loss as dense.
+    model, dictionary = tiny_unilm_model()
+    batch = pmlm_batch(dictionary, [20, 12], np.random.default_rng(1))
+    model.train()
+    torch.testing.assert_close(run(model, "flex", batch).sum(), run(model, "dense", batch).sum())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: the flex backward runs "
+                    "on GPUs only (no CPU backward in torch's FlexAttention)")
+def test_flex_logits_and_gradients_equal_dense_on_cuda():
+    model, dictionary = tiny_unilm_model()
+    model = model.cuda().train()  # tiny_unilm_model has no dropout: train mode is deterministic
+    batch = {k: v.cuda() for k, v in pmlm_batch(dictionary, [150, 97, 30],
+                                                 np.random.default_rng(2)).items()}
+    predicted = batch["src_tokens"].ne(dictionary.pad()) & batch["roles"].ne(0)
+    results = {}
+    for backend in ("dense", "flex"):
+        model.zero_grad()
+        logits = run(model, backend, batch, masked_tokens=predicted)
+        (logits.float().logsumexp(-1).sum()).backward()
+        results[backend] = (logits.detach(), {n: p.grad.clone() for n, p in
+                                              model.named_parameters() if p.grad is not None})
+    torch.testing.assert_close(results["flex"][0], results["dense"][0], rtol=1e-4, atol=1e-4)
+    assert results["flex"][1].keys() == results["dense"][1].keys()
+    for name, grad in results["dense"][1].items():
+        torch.testing.assert_close(results["flex"][1][name], grad, rtol=1e-4, atol=1e-4,
+                                   msg=lambda m: f"{name}: {m}")
