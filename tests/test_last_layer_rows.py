@@ -15,6 +15,35 @@ def test_rows_of_gathers_what_boolean_indexing_selects():
     assert valid.tolist() == [[True, True, True], [False, False, False], [True, True, False]]
     x = torch.randn(3, 5, 2, 3)
     torch.testing.assert_close(gather_rows(x, rows)[valid], x[selected], rtol=0, atol=0)
+    # A host-side bound of the counts (no device sync) selects the same rows, padded wider.
+    wide_rows, wide_valid = rows_of(selected, width=4)
+    assert wide_rows.shape == (3, 4) and wide_valid.sum() == selected.sum()
+    torch.testing.assert_close(gather_rows(x, wide_rows)[wide_valid], x[selected], rtol=0, atol=0)
+
+
+def test_collated_max_predicted_bounds_the_rows_and_changes_nothing(tmp_path):
+    """The pmlm collater's host-side ``max_predicted`` is the largest count of predicted
+    positions of one example, and the model gives the same logits with it as without."""
+    model, dictionary = tiny_unilm_model()
+    from fairseq.data import ListDataset
+
+    from fairseq_unilmv2.data.pmlm_dataset import PMLMDataset
+
+    rng = np.random.default_rng(5)
+    mask = dictionary.index("<mask>")
+    lines = [torch.from_numpy(rng.integers(dictionary.nspecial, mask, size=n))
+             for n in (40, 25, 33)]
+    dataset = PMLMDataset(ListDataset(lines, np.array([40, 25, 33])), np.array([40, 25, 33]),
+                          dictionary, mask)
+    batch = dataset.collater([dataset[i] for i in range(3)])
+    net_input = dict(batch["net_input"])
+    predicted = batch["target"].ne(dictionary.pad())
+    assert net_input["max_predicted"] == int(predicted.sum(dim=1).max())
+    with torch.no_grad():
+        hinted, _ = model(**net_input, masked_tokens=predicted)
+        del net_input["max_predicted"]
+        unhinted, _ = model(**net_input, masked_tokens=predicted)
+    torch.testing.assert_close(hinted, unhinted, rtol=0, atol=0)
 
 
 def predicted_rows(batch, dictionary):

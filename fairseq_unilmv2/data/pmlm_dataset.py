@@ -129,6 +129,8 @@ class PMLMDataset(FairseqDataset):
         pad = self.dictionary.pad()
         net_input = collate_layouts(layouts, pad)
         net_input["src_lengths"] = torch.tensor([len(layout.tokens) for layout in layouts])
+        # Host-side: how many rows of one example the LM head reads, at most (no device sync).
+        net_input["max_predicted"] = max(int((layout.target != pad).sum()) for layout in layouts)
         return {
             "id": torch.tensor([s["id"] for s in samples], dtype=torch.long),
             "nsentences": len(samples),

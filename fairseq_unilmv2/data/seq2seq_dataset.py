@@ -172,6 +172,8 @@ class Seq2SeqDataset(FairseqDataset):
         pad = self.dictionary.pad()
         packed = collate_layouts([s["layout"] for s in samples], pad)
         packed["src_lengths"] = torch.tensor([len(s["layout"].tokens) for s in samples])
+        # Host-side: the pseudo tokens of one example (= its target length), at most.
+        packed["max_predicted"] = max(len(s["target"]) for s in samples)
         targets = [torch.from_numpy(s["target"]) for s in samples]
         target = data_utils.collate_tokens(targets, pad)
         return {

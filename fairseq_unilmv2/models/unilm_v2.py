@@ -124,6 +124,7 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
                 attn_mask: Optional[torch.Tensor] = None, features_only: bool = False,
                 return_all_hiddens: bool = False, classification_head_name: Optional[str] = None,
                 masked_tokens: Optional[torch.Tensor] = None,
+                max_predicted: Optional[int] = None,
                 prev_output_tokens: Optional[torch.Tensor] = None, **unused):
         """One packed forward over (B, T) tokens.
 
@@ -140,7 +141,9 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
         layouts with their own segments (pre-training, seq2seq) pass them. ``attn_mask``
         (bool (B, T, T), True = may attend) overrides roles and steps with a mask of one's own. With
         ``masked_tokens`` (bool (B, T)) the LM head runs only at those positions and the logits
-        are (N, V) in row-major order of the mask. Returns ``(output, extra)`` as RoBERTa does.
+        are (N, V) in row-major order of the mask; ``max_predicted``, a host-side bound of the
+        masked tokens of one example that the collaters put in ``net_input``, spares the GPU a
+        sync to find it. Returns ``(output, extra)`` as RoBERTa does.
         """
         if prev_output_tokens is not None:
             encoder_out = self.encoder(src_tokens, src_lengths)
@@ -163,7 +166,7 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
         x, _, hiddens = self.transformer(
             src_tokens, positions, segment_labels, roles, steps, may_attend=attn_mask,
             return_all_hiddens=return_all_hiddens,
-            output_rows=masked_tokens if only_masked_rows else None)
+            output_rows=masked_tokens if only_masked_rows else None, output_width=max_predicted)
         extra = {"inner_states": hiddens}
         if classification_head_name is not None:
             return self.classification_heads[classification_head_name](x), extra

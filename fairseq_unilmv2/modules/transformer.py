@@ -30,12 +30,16 @@ def masked_fill_value(dtype: torch.dtype) -> float:
     return torch.finfo(dtype).min / 2
 
 
-def rows_of(selected: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+def rows_of(selected: torch.Tensor,
+            width: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Indices (B, Q) of the True entries of a bool (B, T) mask, each example's in ascending
-    order and padded with 0 up to the largest count Q, and a bool (B, Q) mask of the real
-    ones, so that ``gather_rows(x, rows)[valid]`` equals ``x[selected]``."""
+    order and padded with 0 up to Q, and a bool (B, Q) mask of the real ones, so that
+    ``gather_rows(x, rows)[valid]`` equals ``x[selected]``. Q is ``width`` when the caller
+    knows an upper bound of the counts from the host (the collaters do), else the largest count,
+    read off the device (a sync on a GPU)."""
     counts = selected.sum(dim=1)
-    width = int(counts.max()) if counts.numel() else 0
+    if width is None:
+        width = int(counts.max()) if counts.numel() else 0
     # A stable sort puts each example's selected positions first, in their order.
     order = torch.sort((~selected).to(torch.uint8), dim=1, stable=True).indices[:, :width]
     valid = torch.arange(width, device=selected.device) < counts.unsqueeze(1)
@@ -240,7 +244,8 @@ class UniLMv2Transformer(nn.Module):
                 may_attend: Optional[torch.Tensor] = None,
                 past: Optional[List[List[KeyValue]]] = None,
                 past_positions: Optional[torch.Tensor] = None,
-                return_all_hiddens: bool = False, output_rows: Optional[torch.Tensor] = None):
+                return_all_hiddens: bool = False, output_rows: Optional[torch.Tensor] = None,
+                output_width: Optional[int] = None):
         """Run T new tokens, optionally attending to the cached keys/values of P earlier ones.
 
         Who attends to whom comes from the (B, T) ``roles`` and ``steps`` of a packed input
@@ -256,6 +261,7 @@ class UniLMv2Transformer(nn.Module):
         e.g. the predicted positions of a pre-training or fine-tuning step. The last layer then
         computes only those rows (its keys and values still come from every row), and the
         final hidden states are (N, C), in row-major order of the mask, as ``x[output_rows]``.
+        ``output_width``, when given, bounds the rows of one example (see :func:`rows_of`).
         """
         if output_rows is not None and (return_all_hiddens or not self.layers):
             raise ValueError("output_rows needs at least one layer and no return_all_hiddens")
@@ -278,7 +284,7 @@ class UniLMv2Transformer(nn.Module):
         for i, layer in enumerate(self.layers):
             layer_past = None if past is None else past[i]
             if output_rows is not None and i == len(self.layers) - 1:
-                rows, valid = rows_of(output_rows)
+                rows, valid = rows_of(output_rows, output_width)
                 last_bias = self.attention_bias(gather_rows(may_attend, rows),
                                                 positions.gather(1, rows), key_positions, x.dtype)
                 x, kv = layer(x, last_bias, layer_past, query_rows=rows)
