@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
-# GPU throughput of UniLMv2 base: PMLM pre-training (tokens/s and model FLOPs utilisation in
-# bf16) and beam-5 decoding (sentences/s, via benchmarks/decode.py). Prints both and ends with
-# one JSON line.
+# UniLMv2 on a GPU, in one run: the training step of each attention backend against its bound,
+# fairseq-train pmlm against fairseq's own masked_lm, and beam-5 decoding. Prints each stage and
+# ends with one JSON line.
 #
-#   bash benchmarks/gpu.sh                 # on a GPU: base size (12 x 768), 512-token texts
-#   bash benchmarks/gpu.sh --dry-run       # anywhere: tiny sizes on the CPU, checks the script
+#   bash benchmarks/gpu.sh              # on a GPU: base size (12 x 768), batch 32 x 512 tokens
+#   bash benchmarks/gpu.sh --dry-run    # anywhere: tiny sizes on the CPU, checks the script
 #
-# Pre-training: batches come from the real pmlm pipeline (PMLMDataset + its collater: blockwise
-# masking, appended pseudo masks and originals, (B, T, T) attention mask) over random token
-# blocks; each step is forward + backward under bf16 autocast and a fused AdamW step (fp32
-# master weights, as fairseq's --bf16 keeps them). Attention runs through
-# F.scaled_dot_product_attention, which picks the fused memory-efficient kernel for an additive
-# mask. tokens/s counts the text tokens ([SOS] S1 [EOS] S2 [EOS]) and, separately, all packed
-# tokens; MFU = model FLOPs / (time x peak bf16 FLOPs of the card), with model FLOPs per packed
-# token = 6 x (non-embedding parameters + LM head) + 12 x layers x dim x T (attention scores).
+# 1. benchmarks/gpu_step.py: one PMLM pre-training step (32 texts of 512 tokens) and one seq2seq
+#    fine-tuning step (464 + 48 tokens), forward + backward under bf16 autocast + fused AdamW,
+#    with --attention-backend dense and flex and with attention given no mask at all (the
+#    bound): step time, text tokens/s, bf16 MFU, ratio to the bound.
+# 2. fairseq-train, same data, batch and precision: masked_lm + roberta_base against
+#    pmlm + unilm_v2_base (dense; and flex, with --attention-dropout 0 since FlexAttention has no
+#    attention dropout), in --fp16 and --bf16; updates/s are the median of the log intervals
+#    after the first two (warm-up), and each pmlm run's ratio to masked_lm is reported.
+# 3. benchmarks/decode.py: beam-5 decoding against fairseq's transformer of the same depth,
+#    sources of 463 tokens + 48 generated (the 512 positions hold source + target + 1 mask).
 #
-# Environment: PYTHON (default .venv/bin/python), PEAK_TFLOPS (default: looked up from the GPU
-# name: H100/H200 989, A100 312; dense bf16), BATCH (sequences a step, default 32), STEPS
-# (timed steps, default 20).
+# Data for stage 2: TEXT (plain text, one paragraph a line), else ../shared/data/wikitext2/
+# valid.txt, else .gpu-data/valid.txt (copy it there before sending the checkout to a GPU
+# host: ../shared does not travel), else random words. Environment: PYTHON (default
+# .venv/bin/python, else python3), STEPS (timed steps a mode, default 20), UPDATES (fairseq-train
+# updates a run, default 150), PRECISIONS (default "fp16 bf16").
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
@@ -25,122 +29,101 @@ PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 DRY=0
 [ "${1:-}" = "--dry-run" ] && DRY=1
 cd "$ROOT"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
 
 if [ "$DRY" = 1 ]; then
-    DEVICE=cpu; LAYERS=2; DIM=64; HEADS=4; TPS=64; BATCH="${BATCH:-4}"; STEPS="${STEPS:-2}"
-    VOCAB=1000; DECODE=(--device cpu --layers 2 --dim 64 --heads 4 --vocab 1000 --sentences 4
-                        --batch-size 4 --source-len 32 --target-len 8 --runs 1)
+    STEP_ARGS=(--device cpu --layers 2 --dim 64 --heads 4 --vocab 1000 --batch 2 --tps 64
+               --source-len 48 --target-len 8 --steps "${STEPS:-2}" --modes dense nomask)
+    SIZE=(--encoder-layers 2 --encoder-embed-dim 64 --encoder-ffn-embed-dim 128
+          --encoder-attention-heads 4)
+    TRAIN=(--cpu --tokens-per-sample 64 --batch-size 2 --max-update "${UPDATES:-6}"
+           --log-interval 2 --num-workers 0)
+    PRECISIONS="${PRECISIONS:-fp32}"; PMLM_BACKENDS="dense"
+    DECODE=(--device cpu --layers 2 --dim 64 --heads 4 --vocab 1000 --sentences 4
+            --batch-size 4 --source-len 32 --target-len 8 --runs 1)
 else
-    DEVICE=cuda; LAYERS=12; DIM=768; HEADS=12; TPS=512; BATCH="${BATCH:-32}"; STEPS="${STEPS:-20}"
-    VOCAB=30522; DECODE=(--device cuda --layers 12 --dim 768 --heads 12 --vocab 30522
-                         --sentences 256 --batch-size 64 --source-len 464 --target-len 48 --runs 3)
+    STEP_ARGS=(--device cuda --steps "${STEPS:-20}")
+    SIZE=()
+    TRAIN=(--tokens-per-sample 512 --batch-size 32 --max-update "${UPDATES:-150}"
+           --log-interval 10 --num-workers 2)
+    PRECISIONS="${PRECISIONS:-fp16 bf16}"; PMLM_BACKENDS="dense flex"
+    DECODE=(--device cuda --layers 12 --dim 768 --heads 12 --vocab 30522 --sentences 256
+            --batch-size 64 --source-len 463 --target-len 48 --runs 3)
 fi
 
-echo "== PMLM pre-training, $LAYERS x $DIM, $TPS-token texts, batch $BATCH, $DEVICE"
-PRETRAIN_JSON="$(DEVICE=$DEVICE LAYERS=$LAYERS DIM=$DIM HEADS=$HEADS TPS=$TPS BATCH=$BATCH \
-    STEPS=$STEPS VOCAB=$VOCAB PEAK_TFLOPS="${PEAK_TFLOPS:-}" OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" \
-    "$PYTHON" - <<'EOF'
-import json, os, statistics, time
+echo "== 1. training steps: benchmarks/gpu_step.py ${STEP_ARGS[*]}"
+STEP_OUT="$(OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" "$PYTHON" benchmarks/gpu_step.py "${STEP_ARGS[@]}")"
+echo "$STEP_OUT"
+STEP_JSON="$(echo "$STEP_OUT" | tail -n 1)"
 
-import numpy as np
-import torch
-from fairseq.data import Dictionary
+echo "== 2. fairseq-train: pmlm + unilm_v2_base against masked_lm + roberta_base"
+TEXT="${TEXT:-}"
+for candidate in "$ROOT/../shared/data/wikitext2/valid.txt" "$ROOT/.gpu-data/valid.txt"; do
+    [ -z "$TEXT" ] && [ -f "$candidate" ] && TEXT="$candidate"
+done
+if [ -z "$TEXT" ]; then
+    TEXT="$WORK/random.txt"
+    "$PYTHON" -c "
+import random
+random.seed(0)
+words = [f'w{i}' for i in range(8000)]
+for _ in range(4000):
+    print(' '.join(random.choice(words) for _ in range(random.randint(20, 200))))" > "$TEXT"
+fi
+echo "data: $TEXT"
+"$PYTHON" -m fairseq_cli.preprocess --only-source --trainpref "$TEXT" --validpref "$TEXT" \
+    --destdir "$WORK/bin" --workers 2 > "$WORK/preprocess.log" 2>&1
 
-import fairseq_unilmv2  # noqa: F401  (compat fixes, registrations)
-from fairseq_unilmv2.data.pmlm_dataset import SPECIALS_PER_EXAMPLE, PMLMDataset
-from fairseq_unilmv2.models.unilm_v2 import UniLMv2Config, UniLMv2Model
-from fairseq_unilmv2.modules.transformer import UniLMv2Transformer
+COMMON=(--optimizer adam --adam-betas "(0.9,0.98)" --lr 1e-4 --lr-scheduler polynomial_decay
+        --warmup-updates 10 --total-num-update 100000 --no-save --disable-validation
+        --log-format json --seed 1 --sample-break-mode none "${SIZE[@]}" "${TRAIN[@]}")
 
-env = {k: os.environ[k] for k in ("DEVICE", "LAYERS", "DIM", "HEADS", "TPS", "BATCH", "STEPS", "VOCAB")}
-device = torch.device(env["DEVICE"])
-layers, dim, heads, tps = int(env["LAYERS"]), int(env["DIM"]), int(env["HEADS"]), int(env["TPS"])
-batch, steps = int(env["BATCH"]), int(env["STEPS"])
-
-dictionary = Dictionary()
-for i in range(int(env["VOCAB"]) - len(dictionary) - 1):
-    dictionary.add_symbol(f"w{i}")
-mask_idx = dictionary.add_symbol("<mask>")
-rng = np.random.default_rng(0)
-text_len = tps - SPECIALS_PER_EXAMPLE
-blocks = [rng.integers(dictionary.nspecial, mask_idx, size=text_len) for _ in range(batch * 4)]
-dataset = PMLMDataset(blocks, np.full(len(blocks), text_len), dictionary, mask_idx, seed=1)
-batches = [dataset.collater([dataset[i] for i in range(b * batch, (b + 1) * batch)])
-           for b in range(4)]
-
-cfg = UniLMv2Config(encoder_layers=layers, encoder_embed_dim=dim, encoder_ffn_embed_dim=4 * dim,
-                    encoder_attention_heads=heads, max_positions=max(tps, 512))
-model = UniLMv2Model(cfg, UniLMv2Transformer(cfg, len(dictionary), dictionary.pad()),
-                     dictionary).to(device).train()
-fused = device.type == "cuda"
-optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused)
-amp_dtype = torch.bfloat16
-
-
-def step(sample):
-    net_input = {k: v.to(device, non_blocking=True) for k, v in sample["net_input"].items()}
-    target = sample["target"].to(device)
-    predicted = target.ne(dictionary.pad())
-    with torch.autocast(device.type, dtype=amp_dtype):
-        logits, _ = model(**net_input, masked_tokens=predicted)
-        loss = torch.nn.functional.cross_entropy(logits.float(), target[predicted])
-    loss.backward()
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return loss
-
-
-def sync():
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-for b in batches[:2]:  # warm-up: kernels, allocator
-    step(b)
-sync()
-times, packed_tokens, text_tokens = [], [], []
-for i in range(steps):
-    sample = batches[i % len(batches)]
-    start = time.perf_counter()
-    step(sample)
-    sync()
-    times.append(time.perf_counter() - start)
-    packed_tokens.append(int(sample["net_input"]["src_tokens"].numel()))
-    text_tokens.append(len(sample["id"]) * tps)
-
-embedding = sum(p.numel() for n, p in model.named_parameters()
-                if n.startswith("transformer.embed_"))
-vocab_head = model.transformer.embed_tokens.weight.numel()  # tied LM head: used, not counted above
-dense_params = sum(p.numel() for p in model.parameters()) - embedding + vocab_head
-packed_len = statistics.mean(p / batch for p in packed_tokens)
-flops_per_token = 6 * dense_params + 12 * layers * dim * packed_len
-median = statistics.median(times)
-median_packed = statistics.median(packed_tokens)
-achieved = flops_per_token * median_packed / median
-peak = os.environ.get("PEAK_TFLOPS")
-if not peak and device.type == "cuda":
-    name = torch.cuda.get_device_name()
-    peak = next((v for k, v in (("H100", 989), ("H200", 989), ("A100", 312), ("L4", 121),
-                                ("A10", 125)) if k in name), None)
-result = {
-    "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-    "layers": layers, "dim": dim, "batch": batch, "text_tokens_per_sequence": tps,
-    "packed_tokens_per_sequence": round(packed_len, 1), "median_step_s": round(median, 4),
-    "text_tokens_per_s": round(statistics.median(text_tokens) / median, 1),
-    "packed_tokens_per_s": round(median_packed / median, 1),
-    "model_tflops_per_s": round(achieved / 1e12, 2),
-    "mfu_bf16": round(achieved / (float(peak) * 1e12), 4) if peak else None,
-    "peak_bf16_tflops": float(peak) if peak else None,
-    "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)
-    if device.type == "cuda" else None,
+# Median updates/s ("ups") of the train_inner json log intervals after the first two.
+ups() {
+    "$PYTHON" -c "
+import json, statistics, sys
+ups = [float(json.loads(line.split(' | ')[-1])['ups']) for line in open(sys.argv[1])
+       if ' | train_inner | ' in line]
+later = ups[2:] or ups
+print(round(statistics.median(later), 3) if later else 'null')" "$1"
 }
-print(json.dumps(result))
-EOF
-)"
-echo "$PRETRAIN_JSON"
 
-echo "== beam-5 decoding (benchmarks/decode.py ${DECODE[*]})"
+train() {  # name, precision flag(s)..., then extra args after --
+    local name="$1"; shift
+    local log="$WORK/$name.log"
+    if "$PYTHON" -m fairseq_cli.train "$WORK/bin" --user-dir "$ROOT/fairseq_unilmv2" \
+            "${COMMON[@]}" "$@" > "$log" 2>&1; then
+        ups "$log"
+    else
+        echo "fairseq-train $name failed; last lines:" >&2
+        tail -n 20 "$log" >&2
+        echo null
+    fi
+}
+
+TRAIN_JSON="{"
+for precision in $PRECISIONS; do
+    case "$precision" in fp32) FLAG=();; *) FLAG=("--$precision");; esac
+    MLM=$(train "masked_lm_$precision" "${FLAG[@]}" --task masked_lm --criterion masked_lm \
+        --arch roberta_base --max-positions 512)
+    echo "$precision masked_lm + roberta_base: $MLM updates/s"
+    TRAIN_JSON+="\"masked_lm_$precision\": $MLM, "
+    for backend in $PMLM_BACKENDS; do
+        EXTRA=(--attention-backend "$backend")
+        [ "$backend" = flex ] && EXTRA+=(--attention-dropout 0)
+        PMLM=$(train "pmlm_${backend}_$precision" "${FLAG[@]}" --task pmlm --criterion pmlm \
+            --arch unilm_v2_base "${EXTRA[@]}")
+        RATIO=$("$PYTHON" -c "print(round($PMLM / $MLM, 3) if 'null' not in ('$PMLM', '$MLM') else 'null')")
+        echo "$precision pmlm + unilm_v2_base ($backend attention): $PMLM updates/s, $RATIO x masked_lm"
+        TRAIN_JSON+="\"pmlm_${backend}_$precision\": $PMLM, \"ratio_${backend}_$precision\": $RATIO, "
+    done
+done
+TRAIN_JSON="${TRAIN_JSON%, }}"
+
+echo "== 3. beam-5 decoding: benchmarks/decode.py ${DECODE[*]}"
 DECODE_OUT="$(OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" "$PYTHON" benchmarks/decode.py "${DECODE[@]}")"
 echo "$DECODE_OUT"
 DECODE_JSON="$(echo "$DECODE_OUT" | tail -n 1)"
 
-echo "{\"pretrain\": $PRETRAIN_JSON, \"decode\": $DECODE_JSON, \"dry_run\": $([ "$DRY" = 1 ] && echo true || echo false)}"
+echo "{\"step\": $STEP_JSON, \"fairseq_train\": $TRAIN_JSON, \"decode\": $DECODE_JSON, \"dry_run\": $([ "$DRY" = 1 ] && echo true || echo false)}"
