@@ -19,7 +19,6 @@ which words the ids stand for, so no corpus is needed. Prints a table and one JS
     python benchmarks/data_throughput.py --workers 4 --repeats 5
 """
 import argparse
-import gc
 import json
 import os
 import statistics
@@ -118,15 +117,13 @@ def measure(dataset, args) -> dict:
             dataset.collater([dataset[i] for i in batch])
 
     def iterator():
+        # One epoch as fairseq-train runs it for a dataset whose iterator is rebuilt every
+        # epoch: workers start, deliver the epoch and stop (compat fix 9).
         epoch_itr = iterators.EpochBatchIterator(
             dataset, collate_fn=dataset.collater, batch_sampler=batches, seed=1,
-            num_workers=args.workers, epoch=1)
+            num_workers=args.workers, epoch=1, persistent_workers=False)
         for _ in epoch_itr.next_epoch_itr(shuffle=False):
             pass
-        # Shut the loader's workers down here: left to a later garbage collection, the old
-        # loader would be inherited by the next one's forked workers and collected there.
-        del epoch_itr
-        gc.collect()
 
     one_batch = dataset.collater(examples[:bs])
     tensors = [t for t in one_batch["net_input"].values() if torch.is_tensor(t)]
