@@ -36,6 +36,21 @@
    call still sets ``tpu``; so the parsed arguments are settled where fairseq turns them into
    its config (``convert_namespace_to_omegaconf``, also as the fairseq CLIs imported it), and
    every later ``parse_args_and_arch`` settles its own result.
+9. Data-loader workers outlived their epoch and were then shut down by the garbage collector,
+   waiting 5 s per worker: 40-100 s stalls at epoch starts (or inside a training step) with
+   ``--num-workers 4``. fairseq builds a new ``EpochBatchIterator`` every epoch for datasets
+   that cannot reuse one (``PMLMDataset``: its masks change with the epoch), for sharded data
+   and for each validation, yet gives it persistent workers, which its ``DataLoader`` keeps
+   after the epoch; and an epoch iterator keeps its data loader iterator after its last batch
+   (it stops at its length, so the loader is never exhausted and never stops its workers).
+   Both hang off the old ``EpochBatchIterator``, which sits in a reference cycle (its batch
+   sampler holds one of its methods), so only the cyclic collector frees them, at whatever
+   allocation triggers it; by then the collector has closed the workers' index queues (their
+   weakref finalizers run before the loader's ``__del__``), the stop message never reaches
+   a worker, and each join times out. Now an iterator that fairseq does not cache for reuse
+   gets ordinary workers, and an epoch iterator lets go of its source once it has handed out
+   its last batch, so reference counting shuts the workers down there and then. Cached
+   (reused) iterators keep their persistent workers.
 """
 import atexit
 import functools
@@ -226,6 +241,33 @@ def _settle_bf16_tpu() -> None:
             module.convert_namespace_to_omegaconf = patched
 
 
+def _one_epoch_iterators_without_persistent_workers(original):
+    @functools.wraps(original)
+    def get_batch_iterator(self, dataset, *args, **kwargs):
+        epoch_iter = original(self, dataset, *args, **kwargs)
+        cached = getattr(self, "dataset_to_epoch_iter", {}).get(dataset) is epoch_iter
+        if not cached and getattr(epoch_iter, "persistent_workers", False):
+            # No DataLoader exists yet: EpochBatchIterator makes one per next_epoch_itr.
+            epoch_iter.persistent_workers = False
+        return epoch_iter
+
+    return get_batch_iterator
+
+
+def _counting_next_releasing_source(original):
+    @functools.wraps(original)
+    def __next__(self):
+        try:
+            return original(self)
+        except StopIteration:
+            # The epoch is over: drop the data loader iterator (or the prefetching iterator
+            # that holds it) now, not when the collector gets to this epoch's objects.
+            self._itr = iter(())
+            raise
+
+    return __next__
+
+
 def apply() -> None:
     global _APPLIED
     if _APPLIED:
@@ -246,6 +288,11 @@ def apply() -> None:
     atexit.register(_stop_consumers)
     _sentence_prediction_head_name_fallback()
     _settle_bf16_tpu()
+    from fairseq.tasks import FairseqTask
+    FairseqTask.get_batch_iterator = _one_epoch_iterators_without_persistent_workers(
+        FairseqTask.get_batch_iterator)
+    iterators.CountingIterator.__next__ = _counting_next_releasing_source(
+        iterators.CountingIterator.__next__)
     if not hasattr(np, "compat"):
         np.compat = types.SimpleNamespace(long=np.int64)
     _APPLIED = True
