@@ -26,9 +26,36 @@
 7. fairseq's ``TokenBlockDataset`` (``--sample-break-mode eos``) and bucketed
    ``LanguagePairDataset`` use ``np.compat.long``, which NumPy 2 removed; it is given back as
    ``np.int64`` (what it meant on 64-bit platforms) when absent.
+8. fairseq's ``options.parse_args_and_arch`` turns ``--bf16`` (and ``--memory-efficient-bf16``)
+   into ``--tpu``, so that on CUDA, or with ``--cpu``, the trainer calls
+   ``xm.xla_device()`` on a missing torch_xla (``AttributeError: 'NoneType' object has no
+   attribute 'xla_device'``; fairseq issue 4696), and ``fairseq-validate`` on several GPUs
+   imports torch_xla to spawn its workers. ``tpu`` now stays off with bf16 unless ``--tpu`` was
+   given or torch_xla is the device (installed, no CUDA, no ``--cpu``). The plugin is imported
+   by ``--user-dir`` *inside* the parse of the very command line it must fix, after which that
+   call still sets ``tpu``; so the parsed arguments are settled where fairseq turns them into
+   its config (``convert_namespace_to_omegaconf``, also as the fairseq CLIs imported it), and
+   every later ``parse_args_and_arch`` settles its own result.
+9. Data-loader workers outlived their epoch and were then shut down by the garbage collector,
+   waiting 5 s per worker: 40-100 s stalls at epoch starts (or inside a training step) with
+   ``--num-workers 4``. fairseq builds a new ``EpochBatchIterator`` every epoch for datasets
+   that cannot reuse one (``PMLMDataset``: its masks change with the epoch), for sharded data
+   and for each validation, yet gives it persistent workers, which its ``DataLoader`` keeps
+   after the epoch; and an epoch iterator keeps its data loader iterator after its last batch
+   (it stops at its length, so the loader is never exhausted and never stops its workers).
+   Both hang off the old ``EpochBatchIterator``, which sits in a reference cycle (its batch
+   sampler holds one of its methods), so only the cyclic collector frees them, at whatever
+   allocation triggers it; by then the collector has closed the workers' index queues (their
+   weakref finalizers run before the loader's ``__del__``), the stop message never reaches
+   a worker, and each join times out. Now an iterator that fairseq does not cache for reuse
+   gets ordinary workers, and an epoch iterator lets go of its source once it has handed out
+   its last batch, so reference counting shuts the workers down there and then. Cached
+   (reused) iterators keep their persistent workers.
 """
 import atexit
 import functools
+import importlib.util
+import sys
 import queue
 import threading
 import time
@@ -148,6 +175,99 @@ def _sentence_prediction_head_name_fallback() -> None:
     head_name.default = f"${{oc.select:criterion.classification_head_name,{default}}}"
 
 
+# Parsed namespaces whose tpu was kept because --tpu was on their own (programmatic) command
+# line: the fallback on sys.argv in convert_namespace_to_omegaconf must not undo that.
+_TPU_ASKED = weakref.WeakValueDictionary()
+
+
+def _xla_is_the_device(args) -> bool:
+    """torch_xla is installed and nothing else is the device (no CUDA, no --cpu)."""
+    if getattr(args, "cpu", False) or torch.cuda.is_available():
+        return False
+    return importlib.util.find_spec("torch_xla") is not None
+
+
+def _settle_tpu(args, argv) -> None:
+    """Turn off the ``tpu`` that fairseq's option parsing derives from ``--bf16`` alone.
+
+    ``argv`` is the command line ``args`` was parsed from; ``--tpu`` on it keeps ``tpu`` on
+    (fairseq parsers do not accept abbreviations, so the option is spelled out).
+    """
+    if not (getattr(args, "bf16", False) and getattr(args, "tpu", False)):
+        return
+    if _TPU_ASKED.get(id(args)) is args:
+        return
+    if "--tpu" in argv:
+        _TPU_ASKED[id(args)] = args
+        return
+    if not _xla_is_the_device(args):
+        args.tpu = False
+
+
+def _parse_args_and_arch_settling_tpu(original):
+    @functools.wraps(original)
+    def parse_args_and_arch(parser, input_args=None, *args, **kwargs):
+        result = original(parser, input_args, *args, **kwargs)
+        parsed = result[0] if isinstance(result, tuple) else result  # parse_known=True
+        _settle_tpu(parsed, sys.argv[1:] if input_args is None else list(input_args))
+        return result
+
+    return parse_args_and_arch
+
+
+def _convert_namespace_settling_tpu(original):
+    @functools.wraps(original)
+    def convert_namespace_to_omegaconf(args):
+        # The fairseq CLIs parse sys.argv; a namespace from an earlier parse_args_and_arch
+        # call is already settled (or marked as asking for --tpu).
+        _settle_tpu(args, sys.argv[1:])
+        return original(args)
+
+    return convert_namespace_to_omegaconf
+
+
+def _settle_bf16_tpu() -> None:
+    from fairseq import options
+    from fairseq.dataclass import utils as dataclass_utils
+
+    options.parse_args_and_arch = _parse_args_and_arch_settling_tpu(options.parse_args_and_arch)
+    original = dataclass_utils.convert_namespace_to_omegaconf
+    patched = _convert_namespace_settling_tpu(original)
+    # fairseq_cli.train/validate/generate (and fairseq's own modules) bound the function by
+    # name when imported, which happened before --user-dir imported this plugin.
+    for name, module in list(sys.modules.items()):
+        if (name.split(".")[0] in ("fairseq", "fairseq_cli")
+                and getattr(module, "convert_namespace_to_omegaconf", None) is original):
+            module.convert_namespace_to_omegaconf = patched
+
+
+def _one_epoch_iterators_without_persistent_workers(original):
+    @functools.wraps(original)
+    def get_batch_iterator(self, dataset, *args, **kwargs):
+        epoch_iter = original(self, dataset, *args, **kwargs)
+        cached = getattr(self, "dataset_to_epoch_iter", {}).get(dataset) is epoch_iter
+        if not cached and getattr(epoch_iter, "persistent_workers", False):
+            # No DataLoader exists yet: EpochBatchIterator makes one per next_epoch_itr.
+            epoch_iter.persistent_workers = False
+        return epoch_iter
+
+    return get_batch_iterator
+
+
+def _counting_next_releasing_source(original):
+    @functools.wraps(original)
+    def __next__(self):
+        try:
+            return original(self)
+        except StopIteration:
+            # The epoch is over: drop the data loader iterator (or the prefetching iterator
+            # that holds it) now, not when the collector gets to this epoch's objects.
+            self._itr = iter(())
+            raise
+
+    return __next__
+
+
 def apply() -> None:
     global _APPLIED
     if _APPLIED:
@@ -167,6 +287,12 @@ def apply() -> None:
     iterators.BackgroundConsumer.__init__ = _register_consumer(iterators.BackgroundConsumer.__init__)
     atexit.register(_stop_consumers)
     _sentence_prediction_head_name_fallback()
+    _settle_bf16_tpu()
+    from fairseq.tasks import FairseqTask
+    FairseqTask.get_batch_iterator = _one_epoch_iterators_without_persistent_workers(
+        FairseqTask.get_batch_iterator)
+    iterators.CountingIterator.__next__ = _counting_next_releasing_source(
+        iterators.CountingIterator.__next__)
     if not hasattr(np, "compat"):
         np.compat = types.SimpleNamespace(long=np.int64)
     _APPLIED = True
