@@ -88,3 +88,37 @@ def test_a_reused_iterator_keeps_persistent_workers(monkeypatch):
     assert epoch_itr.persistent_workers is True
     no_workers = PMLMTask(task.cfg, task.dictionary).get_batch_iterator(dataset, max_sentences=8)
     assert no_workers.persistent_workers is False  # fairseq's own rule: none without workers
+
+
+def test_seq2seq_corruption_follows_the_epoch_through_workers():
+    """The seq2seq corruption changes with the epoch, as the workers deliver it too (a reused
+    iterator's persistent workers would keep the first epoch's corruption forever)."""
+    from fairseq.data import ListDataset
+
+    from fairseq_unilmv2.data.seq2seq_dataset import Seq2SeqDataset
+    from fairseq_unilmv2.tasks.unilm_seq2seq import UniLMSeq2SeqConfig, UniLMSeq2SeqTask
+
+    dictionary = Dictionary()
+    for i in range(50):
+        dictionary.add_symbol(f"w{i}")
+    cfg = UniLMSeq2SeqConfig(target_mask_prob=0.9)
+    task = UniLMSeq2SeqTask(cfg, dictionary)
+    rng = np.random.default_rng(1)
+    lines = [torch.from_numpy(np.append(rng.integers(dictionary.nspecial, task.mask_idx, size=12),
+                                        dictionary.eos())) for _ in range(2 * N_BLOCKS)]
+    dataset = Seq2SeqDataset("train", ListDataset(lines[:N_BLOCKS], np.full(N_BLOCKS, 13)),
+                             ListDataset(lines[N_BLOCKS:], np.full(N_BLOCKS, 13)), dictionary,
+                             task.mask_idx, cfg, seed=1)
+    inputs = {}
+    for epoch in (1, 2):
+        epoch_itr = task.get_batch_iterator(dataset, max_sentences=8, seed=1,
+                                            num_workers=WORKERS, epoch=epoch)
+        for batch in epoch_itr.next_epoch_itr(shuffle=True):
+            for row, index in enumerate(batch["id"].tolist()):
+                inputs[epoch, index] = batch["net_input"]["src_tokens"][row]
+    for index in range(N_BLOCKS):
+        dataset.set_epoch(2)
+        expected = torch.from_numpy(dataset[index]["layout"].tokens)
+        assert torch.equal(inputs[2, index][:len(expected)], expected), index
+    changed = sum(not torch.equal(inputs[1, i], inputs[2, i]) for i in range(N_BLOCKS))
+    assert changed > N_BLOCKS // 2, "the corruption must change from one epoch to the next"

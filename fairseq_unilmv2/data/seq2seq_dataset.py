@@ -127,9 +127,12 @@ class Seq2SeqDataset(FairseqDataset):
     def set_epoch(self, epoch: int, **unused):
         self.epoch = epoch
 
+    # The corruption depends on the epoch. A reused iterator keeps persistent data-loader
+    # workers, whose copies of this dataset never see a later set_epoch: every epoch would get
+    # the first epoch's corruption. A new iterator per epoch gets workers of that epoch.
     @property
     def can_reuse_epoch_itr_across_epochs(self):
-        return True  # corruption depends on the epoch, batching does not
+        return False
 
     def __len__(self):
         return len(self.src)
