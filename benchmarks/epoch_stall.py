@@ -36,16 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TEXT = REPO.parent / "shared" / "data" / "botchan" / "botchan.txt"
 
 # fairseq-train with the logged meters at full precision instead of whole seconds.
-FULL_PRECISION_TRAIN = """
-import sys
-from fairseq_cli.train import cli_main
-from fairseq.logging import meters, progress_bar
-meters.safe_round = lambda number, ndigits: number
-_format_stat = progress_bar.format_stat
-progress_bar.format_stat = lambda stat: (repr(float(stat)) if isinstance(stat, float)
-                                         else _format_stat(stat))
-sys.exit(cli_main())
-"""
+FULL_PRECISION_TRAIN = str(REPO / "scripts" / "train_full_precision.py")
 EPOCH_SUMMARY = re.compile(r"\| train \| epoch (\d+) \|.*\| train_wall ([0-9.]+) \| wall ([0-9.]+)")
 
 
@@ -86,7 +77,7 @@ def train_command(args, data_bin: Path):
     model = (["--user-dir", str(REPO / "fairseq_unilmv2"), "--task", "pmlm",
               "--criterion", "pmlm", "--arch", "unilm_v2_base"] if args.task == "pmlm" else
              ["--task", "masked_lm", "--criterion", "masked_lm", "--arch", "roberta_base"])
-    return [sys.executable, "-c", FULL_PRECISION_TRAIN, str(data_bin), *model,
+    return [sys.executable, FULL_PRECISION_TRAIN, str(data_bin), *model,
             "--encoder-layers", "1", "--encoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64",
             "--encoder-attention-heads", "2", "--tokens-per-sample", "64",
             "--max-positions", "128", "--batch-size", "8", "--optimizer", "adam", "--lr", "5e-4",

@@ -20,23 +20,14 @@ from typing import Dict
 import pytest
 import torch
 
-from helpers import TINY_MODEL_ARGS, USER_DIR, binarize_text, shared_file
+from helpers import REPO, TINY_MODEL_ARGS, USER_DIR, binarize_text, shared_file
 
 MAX_UPDATE = 24
 SAVE_EVERY = 4
 KILL_AFTER = 6  # updates logged before the SIGKILL: the restart must redo the ones since the save
 
 # fairseq-train, with logged scalars at full precision instead of rounded to 3 decimals.
-FULL_PRECISION_TRAIN = """
-import sys
-from fairseq_cli.train import cli_main
-from fairseq.logging import meters, progress_bar
-meters.safe_round = lambda number, ndigits: number
-_format_stat = progress_bar.format_stat
-progress_bar.format_stat = lambda stat: (repr(float(stat)) if isinstance(stat, float)
-                                         else _format_stat(stat))
-sys.exit(cli_main())
-"""
+FULL_PRECISION_TRAIN = str(REPO / "scripts" / "train_full_precision.py")
 
 # A record line, whichever format the logging setup gives ("... | train_inner | {...}").
 TRAIN_INNER = re.compile(r"train_inner\W+(\{.*\})$", re.MULTILINE)
@@ -49,7 +40,7 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 def train_command(data_dir: Path, save_dir: Path):
-    return [sys.executable, "-c", FULL_PRECISION_TRAIN, str(data_dir), "--user-dir", USER_DIR,
+    return [sys.executable, FULL_PRECISION_TRAIN, str(data_dir), "--user-dir", USER_DIR,
             "--task", "pmlm", "--criterion", "pmlm", *TINY_MODEL_ARGS,
             "--tokens-per-sample", "64", "--batch-size", "4", "--optimizer", "adam",
             "--lr", "5e-4", "--lr-scheduler", "polynomial_decay", "--warmup-updates", "5",
