@@ -76,11 +76,11 @@ class S2SFtBeamSearch(nn.Module):
             raise ValueError("--s2s-ft-search does not take --prefix-size or --constraints "
                              "(s2s-ft has neither): drop them or decode without the switch")
         net_input = sample["net_input"]
-        frames = self._search(net_input["src_tokens"], net_input.get("src_lengths"))
+        frames = self.run_frames(net_input["src_tokens"], net_input.get("src_lengths"))
         return [self._hypotheses(frames, sentence) for sentence in
                 range(net_input["src_tokens"].size(0))]
 
-    def _search(self, src_tokens: torch.Tensor, src_lengths) -> Dict[str, List[List[list]]]:
+    def run_frames(self, src_tokens: torch.Tensor, src_lengths=None) -> Dict[str, List[List[list]]]:
         """Run the frames; returns per frame the beams' words, back pointers and scores
         (lists indexed [frame][sentence][beam])."""
         model, bsz, beam = self.model, src_tokens.size(0), self.beam_size
