@@ -52,14 +52,18 @@ def test_s2s_ft_checkpoint_generates_detokenized_text(converted):
 
 
 def test_fairseq_train_restores_the_converted_checkpoint(converted, tmp_path):
-    """fine-tuning starts from model.pt with the architecture flags the converter printed."""
+    """fine-tuning starts from model.pt with the architecture flags the converter printed, and
+    s2s-ft's weight decay groups (``--optimizer adam_no_decay_bias_ln``)."""
     model_dir, log, _, data_bin = converted
     flags = re.search(r"fairseq-train flags for this model: (.*)$", log, flags=re.M).group(1)
     proc = run_fairseq("fairseq-train", [
         data_bin, "--user-dir", USER_DIR, "--task", "unilm_seq2seq", "--criterion",
         "unilm_seq2seq", *flags.split(), "--max-source-positions", "40",
-        "--max-target-positions", "16", "--optimizer", "adam", "--lr", "1e-4",
+        "--max-target-positions", "16", "--optimizer", "adam_no_decay_bias_ln",
+        "--weight-decay", "0.01", "--lr", "1e-4",
         "--batch-size", "3", "--max-update", "1", "--restore-file", model_dir / "model.pt",
         "--save-dir", tmp_path, "--no-save", "--no-progress-bar"])
     assert re.search(r"Loaded checkpoint .*model\.pt \(epoch 1 @ 0 updates\)", proc.stdout + proc.stderr)
     assert "num_updates 1" in proc.stdout + proc.stderr
+    assert re.search(r"weight decay 0.01 on [\d,]+ values \(matrices, embeddings\), none on "
+                     r"[\d,]+ \(biases, LayerNorm weights\)", proc.stdout + proc.stderr)
