@@ -200,3 +200,56 @@ def test_exempt_words_are_dictionary_symbols():
     assert parse_exempt_words("[SEP]", DICT) == {EOS}  # BERT's name of fairseq's </s>
     with pytest.raises(ValueError, match="'zebra' is not a symbol of the dictionary"):
         parse_exempt_words("the|zebra", DICT)
+
+
+def seq2seq_task_and_model():
+    from helpers import tiny_unilm_model
+
+    from fairseq_unilmv2.tasks.unilm_seq2seq import UniLMSeq2SeqConfig, UniLMSeq2SeqTask
+
+    model, dictionary = tiny_unilm_model(vocab_words=12, seed=2)
+    task = UniLMSeq2SeqTask(UniLMSeq2SeqConfig(max_source_positions=16,
+                                               max_target_positions=24), dictionary)
+    return task, model, dictionary
+
+
+def generate_with_fairseq_search(task, model, **options):
+    from fairseq.dataclass.configs import GenerationConfig
+    from omegaconf import OmegaConf, open_dict
+
+    args = OmegaConf.structured(GenerationConfig(beam=3, max_len_b=14, min_len=14))
+    with open_dict(args):
+        for key, value in options.items():
+            setattr(args, key, value)
+    generator = task.build_generator([model], args)
+    sources = torch.tensor([[0, 4 + i, 5 + i, 6, 2] for i in range(4)])
+    sample = {"net_input": {"src_tokens": sources, "src_lengths": torch.full((4,), 5)}}
+    hypotheses = task.inference_step(generator, [model], sample)
+    return generator, [h["tokens"][:-1].tolist() for hyps in hypotheses for h in hyps]
+
+
+def repeated_bigrams(words, exempt=frozenset()):
+    seen, repeats = set(), []
+    for bigram in zip(words, words[1:]):
+        if bigram in seen and not set(bigram) & exempt:
+            repeats.append(bigram)
+        seen.add(bigram)
+    return repeats
+
+
+def test_exempt_words_with_fairseqs_own_search():
+    from fairseq.ngram_repeat_block import NGramRepeatBlock
+
+    task, model, dictionary = seq2seq_task_and_model()
+    exempt = {dictionary.index("w3")}
+    # The random model repeats itself when nothing is blocked, so the check below can fail.
+    _, free = generate_with_fairseq_search(task, model)
+    assert any(repeated_bigrams(h, exempt) for h in free)
+    generator, blocked = generate_with_fairseq_search(task, model, no_repeat_ngram_size=2,
+                                                      no_repeat_ngram_exempt="w3")
+    assert isinstance(generator.repeat_ngram_blocker, ExemptNGramRepeatBlock)
+    assert not any(repeated_bigrams(h, exempt) for h in blocked)
+    assert any(repeated_bigrams(h) for h in blocked)  # "w3" bigrams may repeat
+    # Without exempt words fairseq's own blocker stays (default decoding is unchanged).
+    generator, _ = generate_with_fairseq_search(task, model, no_repeat_ngram_size=2)
+    assert type(generator.repeat_ngram_blocker) is NGramRepeatBlock
