@@ -76,7 +76,8 @@ class NextWordLogProbs:
             with torch.no_grad():
                 out = self.model.decoder(torch.tensor([[self.eos] + prefix]),
                                          encoder_out=self.encoder_out)
-                self.memo[tuple(prefix)] = self.model.get_normalized_probs(out, log_probs=True)[0, -1]
+                log_probs = self.model.get_normalized_probs(out, log_probs=True)
+                self.memo[tuple(prefix)] = log_probs[0, -1]
         return self.memo[tuple(prefix)]
 
 
@@ -110,7 +111,8 @@ def s2s_ft_reference(log_probs_of, eos, pad, beam=BEAM, frames=FRAMES, alpha=ALP
                 scores[eos] = PENALTY
             top = scores.topk(beam)
             carried = score + PENALTY if ended else score
-            candidates += [(s + carried, words + [w]) for s, w in zip(top.values, top.indices.tolist())]
+            candidates += [(s + carried, words + [w])
+                           for s, w in zip(top.values, top.indices.tolist())]
         candidates.sort(key=lambda c: -c[0].item())
         beams = [(words, s, words[-1] == eos) for s, words in candidates[:beam]]
         history.append(beams)

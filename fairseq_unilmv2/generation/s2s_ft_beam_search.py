@@ -80,7 +80,8 @@ class S2SFtBeamSearch(nn.Module):
         return [self._hypotheses(frames, sentence) for sentence in
                 range(net_input["src_tokens"].size(0))]
 
-    def run_frames(self, src_tokens: torch.Tensor, src_lengths=None) -> Dict[str, List[List[list]]]:
+    def run_frames(self, src_tokens: torch.Tensor,
+                   src_lengths: Optional[torch.Tensor] = None) -> Dict[str, List[List[list]]]:
         """Run the frames; returns per frame the beams' words, back pointers and scores
         (lists indexed [frame][sentence][beam])."""
         model, bsz, beam = self.model, src_tokens.size(0), self.beam_size
@@ -100,16 +101,7 @@ class S2SFtBeamSearch(nn.Module):
                 lprobs = lprobs + penalty
             if frame < self.min_len:
                 lprobs[:, self.eos] = PENALTY
-            top_scores, top_words = lprobs.topk(beam, dim=-1)  # (bsz * beam, beam)
-            if frame == 0:  # every beam of a sentence holds the same start: read beam 0's
-                new_scores = top_scores.view(bsz, beam, beam)[:, 0].contiguous()
-                new_words = top_words.view(bsz, beam, beam)[:, 0].contiguous()
-                back = torch.zeros_like(new_words)
-            else:  # a beam that ended with [SEP] goes on at -10000
-                top_scores = top_scores + (ended.view(-1, 1) * PENALTY + scores.view(-1, 1))
-                new_scores, flat = top_scores.view(bsz, beam * beam).topk(beam, dim=-1)
-                back = torch.div(flat, beam, rounding_mode="floor")
-                new_words = top_words.view(bsz, beam * beam).gather(1, flat)
+            new_scores, new_words, back = self._choose_beams(frame, lprobs, scores, ended, bsz)
             scores, ended = new_scores, new_words.eq(self.eos).to(new_scores)
             words.append(new_words.tolist())
             pointers.append(back.tolist())
@@ -125,6 +117,22 @@ class S2SFtBeamSearch(nn.Module):
                          zip(order.tolist(), new_words.reshape(-1).tolist())]
             penalty = self._ngram_penalty(histories, lprobs)
         return {"words": words, "pointers": pointers, "scores": totals}
+
+    def _choose_beams(self, frame: int, lprobs: torch.Tensor, scores, ended, bsz: int):
+        """s2s-ft's selection: each beam's ``beam`` best words, then the ``beam`` best of those
+        ``beam * beam`` by total score. Returns (scores, words, back pointers), each
+        (bsz, beam)."""
+        beam = self.beam_size
+        top_scores, top_words = lprobs.topk(beam, dim=-1)  # (bsz * beam, beam)
+        if frame == 0:  # every beam of a sentence holds the same start: read beam 0's
+            new_scores = top_scores.view(bsz, beam, beam)[:, 0].contiguous()
+            new_words = top_words.view(bsz, beam, beam)[:, 0].contiguous()
+            return new_scores, new_words, torch.zeros_like(new_words)
+        # A beam that ended with [SEP] goes on at -10000 (summed as s2s-ft sums it).
+        top_scores = top_scores + (ended.view(-1, 1) * PENALTY + scores.view(-1, 1))
+        new_scores, flat = top_scores.view(bsz, beam * beam).topk(beam, dim=-1)
+        back = torch.div(flat, beam, rounding_mode="floor")
+        return new_scores, top_words.view(bsz, beam * beam).gather(1, flat), back
 
     def _every_sentence_ended(self, words) -> bool:
         return all(any(all(w == self.eos for w in frame[s]) for frame in words)

@@ -192,6 +192,9 @@ class UniLMSeq2SeqTask(FairseqTask):
                 raise ValueError(f"--s2s-ft-search is s2s-ft's beam search and does not combine "
                                  f"with --{flag.replace('_', '-')}: drop one of them")
         frames = int(getattr(args, "max_len_b", 200))
+        if frames < 1:
+            raise ValueError(f"--max-len-b {frames}: --s2s-ft-search needs at least one frame "
+                             "(s2s-ft's --max_tgt_length)")
         if frames > room:
             logger.warning(f"--max-len-b {frames} frames are capped at {room}, the room left in "
                            f"the position table after --max-source-positions "
