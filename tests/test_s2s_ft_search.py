@@ -35,13 +35,12 @@ PENALTY = -10000.0  # s2s-ft's soft penalty (modeling_decoding.py)
 WORDS = [t for t in TINY_WORDPIECE_VOCAB if not t.startswith(("[", "##"))]
 
 
-def test_sentences(count=8, seed=3):
+def random_sentences(count=8, seed=3):
     rng = np.random.default_rng(seed)
     return [" ".join(rng.choice(WORDS, size=rng.integers(3, 12))) for _ in range(count)]
 
 
-SOURCES = test_sentences()
-test_sentences.__test__ = False  # a helper, not a test
+SOURCES = random_sentences()
 
 
 @pytest.fixture(scope="module")

@@ -156,6 +156,9 @@ class UniLMSeq2SeqTask(FairseqTask):
                              "--max-source-positions")
         exempt = parse_exempt_words(self._generation_option(args, "no_repeat_ngram_exempt"),
                                     self.dictionary)
+        if exempt and getattr(args, "no_repeat_ngram_size", 0) <= 0:
+            logger.warning("--no-repeat-ngram-exempt has no effect without "
+                           "--no-repeat-ngram-size N (s2s-ft's --forbid_duplicate_ngrams)")
         if self._generation_option(args, "s2s_ft_search") \
                 and not getattr(args, "score_reference", False):
             return self._build_s2s_ft_search(models, args, room, exempt)
