@@ -18,7 +18,6 @@ The returned hypotheses follow fairseq's contract (``tokens`` ending with eos, `
 ``positional_scores``, ``attention``, ``alignment``), best first; the first is s2s-ft's answer,
 its tokens cut at the first [SEP] or [PAD] as ``decode_seq2seq.py`` cuts them.
 """
-import logging
 import math
 from typing import AbstractSet, Dict, List, Optional
 
@@ -27,8 +26,6 @@ from fairseq.data import Dictionary
 from torch import nn
 
 from .ngram_blocking import blocked_words
-
-logger = logging.getLogger(__name__)
 
 # s2s-ft's soft penalty for blocked n-grams, early [SEP] and continuing after [SEP].
 PENALTY = -10000.0

@@ -17,7 +17,6 @@ import logging
 from dataclasses import dataclass
 from typing import Dict, List
 
-import torch
 from fairseq.optim import register_optimizer
 from fairseq.optim.adam import FairseqAdam, FairseqAdamConfig
 
