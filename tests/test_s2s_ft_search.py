@@ -199,3 +199,37 @@ def test_hub_sample_matches_s2s_ft(converted, reference):
                          min_len=MIN_LEN, max_len_a=0, max_len_b=FRAMES, s2s_ft_search=True,
                          no_repeat_ngram_exempt=EXEMPT)
     assert outputs == [text for text, _ in reference["exempt"][:4]]
+    # The switch and the exempt words can also come with the checkpoint's task options.
+    hub = UniLMv2Model.from_pretrained(str(model_dir), checkpoint_file="model.pt",
+                                       data_name_or_path=str(data_bin),
+                                       max_source_positions=40, max_target_positions=24,
+                                       s2s_ft_search=True, no_repeat_ngram_exempt=EXEMPT)
+    outputs = hub.sample(lines, beam=BEAM, lenpen=ALPHA, no_repeat_ngram_size=NGRAM,
+                         min_len=MIN_LEN, max_len_a=0, max_len_b=FRAMES)
+    assert outputs == [text for text, _ in reference["exempt"][:4]]
+
+
+def test_beam_one_is_s2s_ft_greedy_decoding(converted, model_and_dict):
+    """s2s-ft decodes beam 1 greedily: the best word at each of the frames, no n-gram blocking,
+    no minimum length, the output cut at the first [SEP]."""
+    model, dictionary = model_and_dict
+    model_dir, _, raw, data_bin = converted
+    flags = [str(f) for f in FLAGS]
+    flags[flags.index("--beam") + 1] = "1"
+    proc = run_fairseq("fairseq-generate", [
+        data_bin, "--user-dir", USER_DIR, "--task", "unilm_seq2seq", "--path",
+        model_dir / "model.pt", "--gen-subset", "test", "--batch-size", 8,
+        "--max-source-positions", 40, "--max-target-positions", 24, *flags])
+    found, exempt, blocking_would_differ = hypotheses(proc.stdout), {dictionary.index(EXEMPT)}, 0
+    for index, line in enumerate((raw / "test.src").read_text().splitlines()):
+        source = [dictionary.bos()] + [dictionary.index(w) for w in line.split()] \
+            + [dictionary.eos()]
+        log_probs_of, words = NextWordLogProbs(model, source), []
+        for _ in range(FRAMES):
+            words.append(int(log_probs_of(words).argmax()))
+        cut = next((i for i, w in enumerate(words) if w in (dictionary.eos(), dictionary.pad())),
+                   len(words))
+        assert found[index][0] == dictionary.string(words[:cut]), index
+        blocking_would_differ += any(words[t] in repeated_ngram_words(words[:t], NGRAM, exempt)
+                                     for t in range(len(words)))
+    assert blocking_would_differ  # so the greedy path is seen to skip n-gram blocking
