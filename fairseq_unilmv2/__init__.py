@@ -7,4 +7,4 @@ from . import compat
 
 compat.apply()
 
-from . import criterions, data, models, modules, scoring, tasks  # noqa: E402,F401
+from . import criterions, data, models, modules, optim, scoring, tasks  # noqa: E402,F401

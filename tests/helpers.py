@@ -126,3 +126,65 @@ TINY_WORDPIECE_VOCAB = (["[PAD]", "[unused0]", "[UNK]", "[CLS]", "[SEP]", "[MASK
 def write_wordpiece_vocab(path: Path, tokens: Sequence[str] = TINY_WORDPIECE_VOCAB) -> Path:
     """A WordPiece ``vocab.txt`` (one token a line, line number = embedding row)."""
     return write_lines(path, list(tokens))
+
+
+def write_s2s_ft_release(root: Path, seed: int = 0, output_bias=None,
+                         initializer_range: float = 0.02) -> Path:
+    """A tiny random checkpoint in s2s-ft's fine-tuned layout (BERT names,
+    ``bert.rel_pos_bias.weight``, ``cls.predictions.*``) as ``root/s2s-ft-tiny.bin``, with its
+    ``config.json`` and ``vocab.txt`` (:data:`TINY_WORDPIECE_VOCAB`). ``output_bias`` {WordPiece
+    token: value} is added to the LM head's output bias of those tokens; a larger
+    ``initializer_range`` (the weights' std) makes the next-word distributions depend more on
+    the input."""
+    import json
+
+    import torch
+    import transformers
+
+    config = transformers.BertConfig(
+        vocab_size=len(TINY_WORDPIECE_VOCAB), hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=4, intermediate_size=64, max_position_embeddings=64,
+        layer_norm_eps=1e-5, initializer_range=initializer_range)
+    torch.manual_seed(seed)
+    state = transformers.BertForMaskedLM(config).state_dict()
+    state["bert.rel_pos_bias.weight"] = torch.randn(4, 32)
+    for token, value in (output_bias or {}).items():
+        state["cls.predictions.bias"][TINY_WORDPIECE_VOCAB.index(token)] += value
+    torch.save(state, root / "s2s-ft-tiny.bin")
+    (root / "config.json").write_text(json.dumps(
+        dict(config.to_dict(), rel_pos_bins=32, max_rel_pos=128, source_type_id=0,
+             target_type_id=1)))
+    write_wordpiece_vocab(root / "vocab.txt")
+    return root
+
+
+def run_script(name: str, *args) -> str:
+    """Run ``scripts/<name>`` with the test's Python; its stdout (stderr shown on failure)."""
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / name), *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def convert_and_binarize(release: Path, work: Path, sources: Sequence[str],
+                         targets: Sequence[str]):
+    """``scripts/convert_checkpoint.py`` on :func:`write_s2s_ft_release`'s files, then the raw
+    pairs WordPiece-tokenized (``scripts/wordpiece.py``) and binarized with the converted
+    ``dict.txt`` as the train, valid and test splits. Returns (model directory, conversion log,
+    tokenized text directory, data-bin directory)."""
+    model_dir = work / "unilm-tiny"
+    log = run_script("convert_checkpoint.py", "--checkpoint", release / "s2s-ft-tiny.bin",
+                     "--config", release / "config.json", "--vocab", release / "vocab.txt",
+                     "--out", model_dir)
+    raw = work / "raw"
+    raw.mkdir()
+    for lang, lines in (("src", sources), ("tgt", targets)):
+        write_lines(raw / f"test.raw.{lang}", list(lines))
+        run_script("wordpiece.py", "encode", "--vocab", model_dir / "vocab.txt",
+                   "--input", raw / f"test.raw.{lang}", "--output", raw / f"test.{lang}")
+    run_fairseq("fairseq-preprocess", [
+        "--source-lang", "src", "--target-lang", "tgt", "--trainpref", raw / "test",
+        "--validpref", raw / "test", "--testpref", raw / "test",
+        "--srcdict", model_dir / "dict.txt", "--joined-dictionary",
+        "--destdir", work / "data-bin", "--workers", "1"])
+    return model_dir, log, raw, work / "data-bin"

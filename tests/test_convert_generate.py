@@ -7,15 +7,10 @@ tokenized with ``scripts/wordpiece.py`` and binarized with the converted ``dict.
 asserts the format, not the words: one hypothesis a source, no ``##`` piece left, and the
 forced prefix (``--prefix-size 2``: the two pieces of a split word) merged back into that word.
 """
-import json
 import re
-import subprocess
-import sys
 
 import pytest
-import torch
-from helpers import (REPO, TINY_WORDPIECE_VOCAB, USER_DIR, run_fairseq, write_lines,
-                     write_wordpiece_vocab)
+from helpers import USER_DIR, convert_and_binarize, run_fairseq, write_s2s_ft_release
 
 transformers = pytest.importorskip("transformers")
 
@@ -26,51 +21,11 @@ TARGETS = ["Cats sat.", "Dogs ran in the park.", "Walking is play."]
 FIRST_WORDS = ["cats", "dogs", "walking"]
 
 
-def script(name, *args, stdin=None):
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / name), *map(str, args)],
-                          input=stdin, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout
-
-
 @pytest.fixture(scope="module")
-def s2s_ft_release(tmp_path_factory):
-    root = tmp_path_factory.mktemp("s2s_ft")
-    config = transformers.BertConfig(
-        vocab_size=len(TINY_WORDPIECE_VOCAB), hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=4, intermediate_size=64, max_position_embeddings=64,
-        layer_norm_eps=1e-5)
-    torch.manual_seed(0)
-    state = transformers.BertForMaskedLM(config).state_dict()
-    state["bert.rel_pos_bias.weight"] = torch.randn(4, 32)
-    torch.save(state, root / "s2s-ft-tiny.bin")
-    (root / "config.json").write_text(json.dumps(
-        dict(config.to_dict(), rel_pos_bins=32, max_rel_pos=128, source_type_id=0,
-             target_type_id=1)))
-    write_wordpiece_vocab(root / "vocab.txt")
-    return root
-
-
-@pytest.fixture(scope="module")
-def converted(s2s_ft_release, tmp_path_factory):
+def converted(tmp_path_factory):
     """The converted model directory, its conversion log, and the binarized WordPiece data."""
-    root, work = s2s_ft_release, tmp_path_factory.mktemp("converted")
-    model_dir = work / "unilm-tiny"
-    log = script("convert_checkpoint.py", "--checkpoint", root / "s2s-ft-tiny.bin",
-                 "--config", root / "config.json", "--vocab", root / "vocab.txt",
-                 "--out", model_dir)
-    raw = work / "raw"
-    raw.mkdir()
-    for lang, lines in (("src", SOURCES), ("tgt", TARGETS)):
-        write_lines(raw / f"test.raw.{lang}", lines)
-        script("wordpiece.py", "encode", "--vocab", model_dir / "vocab.txt",
-               "--input", raw / f"test.raw.{lang}", "--output", raw / f"test.{lang}")
-    run_fairseq("fairseq-preprocess", [
-        "--source-lang", "src", "--target-lang", "tgt", "--trainpref", raw / "test",
-        "--validpref", raw / "test", "--testpref", raw / "test",
-        "--srcdict", model_dir / "dict.txt", "--joined-dictionary",
-        "--destdir", work / "data-bin", "--workers", "1"])
-    return model_dir, log, raw, work / "data-bin"
+    release = write_s2s_ft_release(tmp_path_factory.mktemp("s2s_ft"))
+    return convert_and_binarize(release, tmp_path_factory.mktemp("converted"), SOURCES, TARGETS)
 
 
 def test_s2s_ft_checkpoint_generates_detokenized_text(converted):
@@ -97,14 +52,18 @@ def test_s2s_ft_checkpoint_generates_detokenized_text(converted):
 
 
 def test_fairseq_train_restores_the_converted_checkpoint(converted, tmp_path):
-    """fine-tuning starts from model.pt with the architecture flags the converter printed."""
+    """fine-tuning starts from model.pt with the architecture flags the converter printed, and
+    s2s-ft's weight decay groups (``--optimizer adam_no_decay_bias_ln``)."""
     model_dir, log, _, data_bin = converted
     flags = re.search(r"fairseq-train flags for this model: (.*)$", log, flags=re.M).group(1)
     proc = run_fairseq("fairseq-train", [
         data_bin, "--user-dir", USER_DIR, "--task", "unilm_seq2seq", "--criterion",
         "unilm_seq2seq", *flags.split(), "--max-source-positions", "40",
-        "--max-target-positions", "16", "--optimizer", "adam", "--lr", "1e-4",
+        "--max-target-positions", "16", "--optimizer", "adam_no_decay_bias_ln",
+        "--weight-decay", "0.01", "--lr", "1e-4",
         "--batch-size", "3", "--max-update", "1", "--restore-file", model_dir / "model.pt",
         "--save-dir", tmp_path, "--no-save", "--no-progress-bar"])
     assert re.search(r"Loaded checkpoint .*model\.pt \(epoch 1 @ 0 updates\)", proc.stdout + proc.stderr)
     assert "num_updates 1" in proc.stdout + proc.stderr
+    assert re.search(r"weight decay 0.01 on [\d,]+ values \(matrices, embeddings\), none on "
+                     r"[\d,]+ \(biases, LayerNorm weights\)", proc.stdout + proc.stderr)

@@ -25,6 +25,7 @@ from omegaconf import II
 
 from ..data.checks import check_parallel_data
 from ..data.seq2seq_dataset import Seq2SeqDataset, Seq2SeqInferenceDataset
+from ..generation import ExemptNGramRepeatBlock, S2SFtBeamSearch, parse_exempt_words
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,16 @@ class UniLMSeq2SeqConfig(FairseqDataclass):
         "help": "probability that a pseudo token shows a random token"})
     pseudo_keep_prob: float = field(default=0.1, metadata={
         "help": "probability that a pseudo token shows the original token"})
+    s2s_ft_search: bool = field(default=False, metadata={
+        "help": "decode with s2s-ft's beam search (decode_seq2seq.py): run --max-len-b frames "
+                "(s2s-ft's --max_tgt_length; needs --max-len-a 0) and choose among the "
+                "hypotheses finished at any frame and the unfinished at the last; --lenpen is "
+                "the GNMT alpha of s2s-ft's --length_penalty (((5 + |y|) / 6) ** alpha, used "
+                "when above 0); --no-repeat-ngram-size and --min-len cost -10000, not -inf"})
+    no_repeat_ngram_exempt: Optional[str] = field(default=None, metadata={
+        "help": "words that --no-repeat-ngram-size never blocks, nor lets block a word after "
+                "them: dictionary symbols separated by '|' (s2s-ft's --forbid_ignore_word, "
+                "e.g. '.'); with or without --s2s-ft-search"})
     seed: int = II("common.seed")
     train_subset: str = II("dataset.train_subset")
     dataset_impl: Optional[ChoiceEnum(get_available_dataset_impl())] = II("dataset.dataset_impl")
@@ -137,23 +148,69 @@ class UniLMSeq2SeqTask(FairseqTask):
         return min(m.max_decoder_positions() for m in models) - self.cfg.max_source_positions
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, **kwargs):
-        # Cap generation so that no target position id goes past the position table.
         room = self.generation_room(models)
-        asked = int(getattr(args, "max_len_a", 0) * self.cfg.max_source_positions
-                    + getattr(args, "max_len_b", 200))
         if getattr(args, "min_len", 1) > room - 1:
             raise ValueError(f"--min-len {args.min_len} exceeds the {room - 1} target tokens that "
                              f"fit after a source of --max-source-positions "
                              f"{self.cfg.max_source_positions}: lower --min-len or "
                              "--max-source-positions")
+        exempt = parse_exempt_words(self._generation_option(args, "no_repeat_ngram_exempt"),
+                                    self.dictionary)
+        if exempt and getattr(args, "no_repeat_ngram_size", 0) <= 0:
+            logger.warning("--no-repeat-ngram-exempt has no effect without "
+                           "--no-repeat-ngram-size N (s2s-ft's --forbid_duplicate_ngrams)")
+        if self._generation_option(args, "s2s_ft_search") \
+                and not getattr(args, "score_reference", False):
+            return self._build_s2s_ft_search(models, args, room, exempt)
+        # Cap generation so that no target position id goes past the position table.
+        asked = int(getattr(args, "max_len_a", 0) * self.cfg.max_source_positions
+                    + getattr(args, "max_len_b", 200))
         if asked > room - 1:
             logger.warning(f"generation asks for up to {asked} target tokens (--max-len-a/-b); "
                            f"it is capped at {room - 1} plus [SEP], the room left in the position "
                            f"table after --max-source-positions {self.cfg.max_source_positions}")
         extra_gen_cls_kwargs = dict(extra_gen_cls_kwargs or {})
         extra_gen_cls_kwargs.setdefault("max_len", room)
-        return super().build_generator(models, args, seq_gen_cls=seq_gen_cls,
-                                       extra_gen_cls_kwargs=extra_gen_cls_kwargs, **kwargs)
+        generator = super().build_generator(models, args, seq_gen_cls=seq_gen_cls,
+                                            extra_gen_cls_kwargs=extra_gen_cls_kwargs, **kwargs)
+        ngram_size = getattr(args, "no_repeat_ngram_size", 0)
+        if exempt and ngram_size > 0 and hasattr(generator, "repeat_ngram_blocker"):
+            # fairseq's SequenceGenerator consults this module at every step.
+            generator.repeat_ngram_blocker = ExemptNGramRepeatBlock(ngram_size, exempt)
+        return generator
+
+    def _generation_option(self, args, name: str):
+        """A plugin decoding option: from the generation arguments when set there (the hub's
+        ``sample(..., s2s_ft_search=True)``), else from the task's command-line flag."""
+        value = getattr(args, name, None)
+        return getattr(self.cfg, name) if value is None else value
+
+    def _build_s2s_ft_search(self, models, args, room: int, exempt) -> S2SFtBeamSearch:
+        if getattr(args, "max_len_a", 0) != 0:
+            raise ValueError(f"--s2s-ft-search runs a fixed number of frames (s2s-ft's "
+                             f"--max_tgt_length): give it as --max-len-b with --max-len-a 0, not "
+                             f"--max-len-a {args.max_len_a}")
+        for flag in ("sampling", "match_source_len", "print_alignment"):
+            if getattr(args, flag, False):
+                raise ValueError(f"--s2s-ft-search is s2s-ft's beam search and does not combine "
+                                 f"with --{flag.replace('_', '-')}: drop one of them")
+        frames = int(getattr(args, "max_len_b", 200))
+        if frames < 1:
+            raise ValueError(f"--max-len-b {frames}: --s2s-ft-search needs at least one frame "
+                             "(s2s-ft's --max_tgt_length)")
+        if frames > room:
+            logger.warning(f"--max-len-b {frames} frames are capped at {room}, the room left in "
+                           f"the position table after --max-source-positions "
+                           f"{self.cfg.max_source_positions}")
+            frames = room
+        generator = S2SFtBeamSearch(
+            models, self.dictionary, beam_size=getattr(args, "beam", 5), max_frames=frames,
+            min_len=getattr(args, "min_len", 1), alpha=getattr(args, "lenpen", 1.0),
+            no_repeat_ngram_size=getattr(args, "no_repeat_ngram_size", 0), exempt_words=exempt)
+        logger.info(f"s2s-ft beam search: beam {generator.beam_size}, {frames} frames, GNMT "
+                    f"alpha {generator.alpha}, min length {generator.min_len}, n-gram blocking "
+                    f"{generator.no_repeat_ngram_size} ({len(exempt)} exempt words)")
+        return generator
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
         if "generation_input" in sample:

@@ -1,0 +1,69 @@
+"""``--optimizer adam_no_decay_bias_ln``: s2s-ft's weight decay groups (issue 12).
+
+The groups are checked by name against the model's modules (every ``bias`` and every
+``nn.LayerNorm`` weight is exempt, nothing else), and by behaviour: one step with zero
+gradients moves only what decays, by exactly ``lr * weight_decay`` of its value.
+"""
+import torch
+from fairseq import optim
+from helpers import tiny_unilm_model
+from omegaconf import OmegaConf
+from torch import nn
+
+from fairseq_unilmv2.optim.adam_no_decay_bias_ln import AdamNoDecayBiasLayerNormConfig
+
+LR, DECAY = 0.1, 0.01
+
+
+def model_with_head():
+    model, _ = tiny_unilm_model()
+    model.register_classification_head("cls", num_classes=3)
+    return model
+
+
+def build(model):
+    cfg = OmegaConf.structured(AdamNoDecayBiasLayerNormConfig(lr=[LR], weight_decay=DECAY,
+                                                              tpu=False))
+    cfg._name = "adam_no_decay_bias_ln"
+    return optim.build_optimizer(cfg, list(model.parameters()))
+
+
+def exempt_names(model):
+    """Biases and LayerNorm weights, read off the modules (not off shapes)."""
+    names = {name for name, _ in model.named_parameters() if name.split(".")[-1] == "bias"}
+    for module_name, module in model.named_modules():
+        if isinstance(module, nn.LayerNorm):
+            names.add(f"{module_name}.weight")
+    return names
+
+
+def test_groups_hold_exactly_the_biases_and_layer_norm_weights():
+    model = model_with_head()
+    optimizer = build(model)
+    name_of = {id(p): n for n, p in model.named_parameters()}
+    groups = {g["weight_decay"]: {name_of[id(p)] for p in g["params"]}
+              for g in optimizer.param_groups}
+    assert set(groups) == {DECAY, 0.0}
+    assert groups[0.0] == exempt_names(model)
+    assert "transformer.embed_layer_norm.weight" in groups[0.0]
+    assert "transformer.lm_head.bias" in groups[0.0]
+    assert groups[DECAY] == set(name_of.values()) - groups[0.0]
+    assert {"transformer.embed_tokens.weight", "transformer.layers.0.fc1.weight",
+            "classification_heads.cls.dense.weight"} <= groups[DECAY]
+
+
+def test_a_step_with_zero_gradients_decays_only_the_matrices():
+    model = model_with_head()
+    optimizer = build(model)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    exempt = exempt_names(model)
+    for name, p in model.named_parameters():
+        expected = before[name] if name in exempt else before[name] * (1 - LR * DECAY)
+        torch.testing.assert_close(p.detach(), expected, rtol=0, atol=1e-7, msg=name)
+
+
+def test_flattened_fp16_parameters_are_refused():
+    assert build(model_with_head()).supports_flat_params is False
