@@ -51,6 +51,11 @@
    gets ordinary workers, and an epoch iterator lets go of its source once it has handed out
    its last batch, so reference counting shuts the workers down there and then. Cached
    (reused) iterators keep their persistent workers.
+10. ``--no-repeat-ngram-size`` blocked nothing without fairseq's CUDA extension (on the CPU,
+   and on GPUs where it is not built): the Python fallback of ``NGramRepeatBlock`` compares
+   every earlier n-gram with the last n - 1 entries of the whole token buffer, which lie past
+   the current step and hold padding. It now sees the tokens up to the current step, which is
+   what the CUDA extension reads.
 """
 import atexit
 import functools
@@ -268,6 +273,14 @@ def _counting_next_releasing_source(original):
     return __next__
 
 
+def _ngram_blocking_up_to_the_step(original):
+    @functools.wraps(original)
+    def _no_repeat_ngram(self, tokens, lprobs, bsz: int, beam_size: int, step: int):
+        return original(self, tokens[:, :step + 1], lprobs, bsz, beam_size, step)
+
+    return _no_repeat_ngram
+
+
 def apply() -> None:
     global _APPLIED
     if _APPLIED:
@@ -293,6 +306,9 @@ def apply() -> None:
         FairseqTask.get_batch_iterator)
     iterators.CountingIterator.__next__ = _counting_next_releasing_source(
         iterators.CountingIterator.__next__)
+    from fairseq.ngram_repeat_block import NGramRepeatBlock
+    NGramRepeatBlock._no_repeat_ngram = _ngram_blocking_up_to_the_step(
+        NGramRepeatBlock._no_repeat_ngram)
     if not hasattr(np, "compat"):
         np.compat = types.SimpleNamespace(long=np.int64)
     _APPLIED = True
