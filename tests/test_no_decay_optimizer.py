@@ -1,7 +1,8 @@
 """``--optimizer adam_no_decay_bias_ln``: s2s-ft's weight decay groups (issue 12).
 
-The groups are checked by name against the model's modules (every ``bias`` and every
-``nn.LayerNorm`` weight is exempt, nothing else), and by behaviour: one step with zero
+The groups are checked by name against the model's modules (every ``bias``, every
+``nn.LayerNorm`` weight and, as in s2s-ft, the relative position bias table are exempt,
+nothing else), and by behaviour: one step with zero
 gradients moves only what decays, by exactly ``lr * weight_decay`` of its value.
 """
 import torch
@@ -29,15 +30,17 @@ def build(model):
 
 
 def exempt_names(model):
-    """Biases and LayerNorm weights, read off the modules (not off shapes)."""
+    """Biases, LayerNorm weights and the relative position bias table (s2s-ft's name test
+    exempts ``bert.rel_pos_bias.weight``), read off the modules (not off shapes)."""
     names = {name for name, _ in model.named_parameters() if name.split(".")[-1] == "bias"}
+    names.add("transformer.rel_pos_bias.proj.weight")
     for module_name, module in model.named_modules():
         if isinstance(module, nn.LayerNorm):
             names.add(f"{module_name}.weight")
     return names
 
 
-def test_groups_hold_exactly_the_biases_and_layer_norm_weights():
+def test_groups_hold_exactly_the_biases_layer_norm_weights_and_relative_position_table():
     model = model_with_head()
     optimizer = build(model)
     name_of = {id(p): n for n, p in model.named_parameters()}

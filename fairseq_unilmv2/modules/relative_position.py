@@ -42,6 +42,9 @@ class RelativePositionBias(nn.Module):
         self.num_buckets = num_buckets
         self.max_distance = max_distance
         self.proj = nn.Linear(num_buckets, num_heads, bias=False)
+        # s2s-ft fine-tunes this table without weight decay ("bias" is in its name there);
+        # fairseq's optimizers that honour overrides (adam_no_decay_bias_ln, composite) follow.
+        self.proj.weight.optim_overrides = {"weight_decay": 0.0}
 
     def forward(self, query_positions: torch.Tensor, key_positions: torch.Tensor) -> torch.Tensor:
         """(B, Tq) and (B, Tk) position ids -> bias (B, heads, Tq, Tk)."""

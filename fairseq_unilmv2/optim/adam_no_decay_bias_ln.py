@@ -5,9 +5,11 @@ with no weight decay on biases and LayerNorm weights, as s2s-ft fine-tunes
 fairseq hands an optimizer its parameters without names, so the two groups are told apart by
 shape: in BERT-style models the biases (of every linear layer, of the LayerNorms and of the LM
 head) and the LayerNorm weights are exactly the 1-D parameters; embeddings and weight matrices
-are 2-D and decay by ``--weight-decay``. One difference from s2s-ft remains: its name test also
-matches ``bert.rel_pos_bias.weight`` (the relative position bias table, heads x buckets), which
-therefore never decays there; here that 2-D table decays like the other matrices.
+are 2-D and decay by ``--weight-decay``. s2s-ft's name test also matches
+``bert.rel_pos_bias.weight`` (the relative position bias table, heads x buckets), which
+therefore never decays there: that table carries fairseq's ``optim_overrides =
+{"weight_decay": 0.0}`` (which fairseq's fp16 wrappers copy to their fp32 parameters), and
+any parameter with that override is exempt here too.
 
 With ``--fp16`` the parameters must reach the optimizer one by one: pass
 ``--fp16-no-flatten-grads`` (or use ``--memory-efficient-fp16`` / ``--amp``); fairseq refuses
@@ -31,10 +33,16 @@ class AdamNoDecayBiasLayerNormConfig(FairseqAdamConfig):
 
 def weight_decay_groups(params, weight_decay: float) -> List[Dict]:
     """Two torch parameter groups: the 2-D and larger tensors with ``weight_decay``, the 1-D
-    ones (biases and LayerNorm weights) with none. Empty groups are left out."""
+    ones (biases and LayerNorm weights) and those whose ``optim_overrides`` say
+    ``weight_decay: 0`` (the relative position bias table) with none. Empty groups are left
+    out."""
     params = list(params)
-    decayed = [p for p in params if p.dim() > 1]
-    exempt = [p for p in params if p.dim() <= 1]
+    def is_exempt(p) -> bool:
+        overrides = getattr(p, "optim_overrides", None) or {}
+        return p.dim() <= 1 or overrides.get("weight_decay") == 0.0
+
+    decayed = [p for p in params if not is_exempt(p)]
+    exempt = [p for p in params if is_exempt(p)]
     groups = [{"params": decayed, "weight_decay": weight_decay},
               {"params": exempt, "weight_decay": 0.0}]
     return [group for group in groups if group["params"]]
@@ -47,7 +55,7 @@ class AdamNoDecayBiasLayerNorm(FairseqAdam):
         count = {g["weight_decay"] == 0.0: sum(p.numel() for p in g["params"]) for g in groups}
         logger.info(f"weight decay {cfg.weight_decay} on {count.get(False, 0):,} values "
                     f"(matrices, embeddings), none on {count.get(True, 0):,} (biases, LayerNorm "
-                    "weights)")
+                    "weights, relative position bias)")
         super().__init__(cfg, groups)
 
     @property
