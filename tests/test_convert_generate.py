@@ -66,4 +66,5 @@ def test_fairseq_train_restores_the_converted_checkpoint(converted, tmp_path):
     assert re.search(r"Loaded checkpoint .*model\.pt \(epoch 1 @ 0 updates\)", proc.stdout + proc.stderr)
     assert "num_updates 1" in proc.stdout + proc.stderr
     assert re.search(r"weight decay 0.01 on [\d,]+ values \(matrices, embeddings\), none on "
-                     r"[\d,]+ \(biases, LayerNorm weights\)", proc.stdout + proc.stderr)
+                     r"[\d,]+ \(biases, LayerNorm weights, relative position bias\)",
+                     proc.stdout + proc.stderr)
