@@ -59,8 +59,8 @@
 import atexit
 import functools
 import importlib.util
-import sys
 import queue
+import sys
 import threading
 import time
 import types
