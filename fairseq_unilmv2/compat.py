@@ -52,9 +52,9 @@
    queues (their weakref finalizers run before the loader's ``__del__``), the stop message
    never reaches a worker, and the loader waits out its 5 s join timeout for each one: with
    ``--num-workers 4``, stalls of 40-100 s at epoch starts (or inside a training step). Now
-   workers are forked for each epoch after ``set_epoch``, and an epoch iterator lets go of
-   its source once it has handed out its last batch, so reference counting stops the workers
-   there and then, their queues still open.
+   workers are forked for each epoch after ``set_epoch``, and an epoch iterator
+   (``CountingIterator``) lets go of its source as it hands out its last batch, so reference
+   counting stops the workers there and then, their queues still open.
 """
 import atexit
 import functools
@@ -258,13 +258,14 @@ def _without_persistent_workers(original_init):
 def _counting_next_releasing_source(original):
     @functools.wraps(original)
     def __next__(self):
-        try:
-            return original(self)
-        except StopIteration:
-            # The epoch is over: drop the data loader iterator (or the prefetching iterator
-            # that holds it) now, not when the collector gets to this epoch's objects.
+        item = original(self)
+        if not self.has_next():
+            # That was the epoch's last batch: drop the data loader iterator (or the
+            # prefetching iterator that holds it) now, not when the collector gets to this
+            # epoch's objects. Not only at StopIteration: fairseq's GroupedIterator stops at
+            # its own length and never asks the iterator below it for one more.
             self._itr = iter(())
-            raise
+        return item
 
     return __next__
 

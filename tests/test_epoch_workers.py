@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 import torch
-from fairseq.data import Dictionary, ListDataset
+from fairseq.data import Dictionary, ListDataset, iterators
 from fairseq.tasks import FairseqTask
 
 from fairseq_unilmv2.data.pmlm_dataset import PMLMDataset
@@ -58,7 +58,10 @@ def test_each_epochs_workers_end_with_it_and_masks_follow_the_epoch():
                                                 num_workers=WORKERS, epoch=epoch,
                                                 data_buffer_size=4)
             assert epoch_itr is not task.dataset_to_epoch_iter.get(dataset)
-            batches = list(epoch_itr.next_epoch_itr(shuffle=True))
+            # As fairseq_cli/train.py consumes an epoch (update_freq 1): GroupedIterator
+            # stops at its length without asking the epoch iterator for one more batch.
+            batches = [group[0] for group in iterators.GroupedIterator(
+                epoch_itr.next_epoch_itr(shuffle=True), 1)]
             assert sum(len(b["id"]) for b in batches) == N_BLOCKS
             for batch in batches:
                 for row, index in enumerate(batch["id"].tolist()):
