@@ -7,9 +7,10 @@ This runs the issue's reproduction on the CPU: plain text (the first 3,000 non-e
 Botchan from ../shared/data, or --text) binarized with ``fairseq-preprocess --only-source``,
 then a 1-layer, 32-wide model trained for --epochs epochs of batches of 8 with --workers
 data-loader workers, and for every epoch prints the wall-clock interval since the previous
-epoch summary, its train_wall, the time outside the training step and the 1-minute load
-average when the summary arrived. fairseq rounds both meters to whole seconds; the run goes
-through a launcher that logs them at full precision (nothing else changes).
+epoch summary (timed here: fairseq rounds its ``wall`` to whole seconds), its train_wall (logged
+at full precision through a launcher; nothing else changes), the time outside the training
+step, the 1-minute load average when the summary arrived, and the epoch's loss (same seed,
+same losses: compare checkouts with it).
 
 A stall shows as an interval far above its train_wall (issue 14's acceptance: no interval above
 twice its train_wall). Epoch 1's interval also holds the start-up (model, data, first worker
@@ -37,7 +38,8 @@ DEFAULT_TEXT = REPO.parent / "shared" / "data" / "botchan" / "botchan.txt"
 
 # fairseq-train with the logged meters at full precision instead of whole seconds.
 FULL_PRECISION_TRAIN = str(REPO / "scripts" / "train_full_precision.py")
-EPOCH_SUMMARY = re.compile(r"\| train \| epoch (\d+) \|.*\| train_wall ([0-9.]+) \| wall ([0-9.]+)")
+EPOCH_SUMMARY = re.compile(r"\| train \| epoch (\d+) \| loss ([0-9.e+-]+) \|.*"
+                           r"\| train_wall ([0-9.]+) \| wall ([0-9.]+)")
 
 
 def parse_args(argv=None):
@@ -86,24 +88,31 @@ def train_command(args, data_bin: Path):
 
 
 def run(args, data_bin: Path):
-    """Per epoch: (epoch, interval wall s, train_wall s, load1 at the summary)."""
+    """Per epoch: (epoch, interval s, train_wall s, load1 at the summary, loss).
+
+    fairseq rounds its cumulative ``wall`` to whole seconds whatever the log precision, so the
+    interval is timed here, from one epoch summary line to the next as they arrive (the first
+    from the launch, so it holds the start-up)."""
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
     if args.threads is not None:
         env["OMP_NUM_THREADS"] = str(args.threads)
     proc = subprocess.Popen(train_command(args, data_bin), env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=str(data_bin.parent))
-    epochs, previous_wall, tail = [], 0.0, []
-    deadline = time.monotonic() + args.timeout
+    epochs, tail = [], []
+    previous = time.monotonic()
+    deadline = previous + args.timeout
     for line in proc.stdout:
         tail = (tail + [line])[-40:]
         match = EPOCH_SUMMARY.search(line)
         if match:
-            epoch, train_wall, wall = int(match[1]), float(match[2]), float(match[3])
-            epochs.append((epoch, wall - previous_wall, train_wall, os.getloadavg()[0]))
-            previous_wall = wall
-            interval, _, load = epochs[-1][1:]
+            now = time.monotonic()
+            epoch, loss, train_wall = int(match[1]), float(match[2]), float(match[3])
+            interval, load = now - previous, os.getloadavg()[0]
+            previous = now
+            epochs.append((epoch, interval, train_wall, load, loss))
             print(f"epoch {epoch:3d}  wall {interval:8.2f} s  train_wall {train_wall:7.2f} s  "
-                  f"outside {interval - train_wall:7.2f} s  load {load:5.2f}", flush=True)
+                  f"outside {interval - train_wall:7.2f} s  load {load:5.2f}  loss {loss:.4f}",
+                  flush=True)
         if time.monotonic() > deadline:
             proc.kill()
             raise SystemExit(f"fairseq-train ran past --timeout {args.timeout} s")
@@ -133,7 +142,7 @@ def main(argv=None):
         "benchmark": "epoch_stall", "task": args.task, "workers": args.workers,
         "epochs": args.epochs,
         "per_epoch": [{"epoch": e, "wall_s": round(w, 3), "train_wall_s": round(t, 3),
-                       "load1": round(load, 2)} for e, w, t, load in epochs],
+                       "load1": round(load, 2), "loss": loss} for e, w, t, load, loss in epochs],
         "max_wall_over_train_wall": round(ratio, 3), "worst_epoch": worst[0],
         "max_outside_train_wall_s": round(outside[1] - outside[2], 3),
         "stall": ratio > 2.0, "load1_before": round(load_before, 2),

@@ -36,21 +36,25 @@
    call still sets ``tpu``; so the parsed arguments are settled where fairseq turns them into
    its config (``convert_namespace_to_omegaconf``, also as the fairseq CLIs imported it), and
    every later ``parse_args_and_arch`` settles its own result.
-9. Data-loader workers outlived their epoch and were then shut down by the garbage collector,
-   waiting 5 s per worker: 40-100 s stalls at epoch starts (or inside a training step) with
-   ``--num-workers 4``. fairseq builds a new ``EpochBatchIterator`` every epoch for datasets
-   that cannot reuse one (``PMLMDataset``: its masks change with the epoch), for sharded data
-   and for each validation, yet gives it persistent workers, which its ``DataLoader`` keeps
-   after the epoch; and an epoch iterator keeps its data loader iterator after its last batch
-   (it stops at its length, so the loader is never exhausted and never stops its workers).
-   Both hang off the old ``EpochBatchIterator``, which sits in a reference cycle (its batch
-   sampler holds one of its methods), so only the cyclic collector frees them, at whatever
-   allocation triggers it; by then the collector has closed the workers' index queues (their
-   weakref finalizers run before the loader's ``__del__``), the stop message never reaches
-   a worker, and each join times out. Now an iterator that fairseq does not cache for reuse
-   gets ordinary workers, and an epoch iterator lets go of its source once it has handed out
-   its last batch, so reference counting shuts the workers down there and then. Cached
-   (reused) iterators keep their persistent workers.
+9. Data-loader workers are no longer persistent. fairseq 0.12 gives every
+   ``EpochBatchIterator`` persistent workers, which is wrong both ways. (a) An iterator that
+   fairseq caches and reuses across epochs keeps the workers forked in its first epoch, with
+   their copy of the dataset: ``set_epoch`` never reaches them, so epoch-dependent examples
+   stay those of the first epoch (``Seq2SeqDataset``'s corruption, fairseq's own
+   ``MaskTokensDataset`` masks) whenever ``--num-workers`` > 0. (b) An iterator built afresh
+   each epoch (``PMLMDataset``, whose masks change with the epoch and so cannot reuse one;
+   sharded data; each validation) leaves its workers running after the epoch. An epoch
+   iterator also keeps its data loader iterator after its last batch (it stops at its
+   length, so the loader is never exhausted and never stops its workers). All of it hangs off
+   the old ``EpochBatchIterator``, which sits in a reference cycle (its batch sampler holds
+   one of its methods), so only the cyclic garbage collector frees it, at whatever
+   allocation triggers a collection; by then the collector has closed the workers' index
+   queues (their weakref finalizers run before the loader's ``__del__``), the stop message
+   never reaches a worker, and the loader waits out its 5 s join timeout for each one: with
+   ``--num-workers 4``, stalls of 40-100 s at epoch starts (or inside a training step). Now
+   workers are forked for each epoch after ``set_epoch``, and an epoch iterator
+   (``CountingIterator``) lets go of its source as it hands out its last batch, so reference
+   counting stops the workers there and then, their queues still open.
 10. ``--no-repeat-ngram-size`` blocked nothing without fairseq's CUDA extension (on the CPU,
    and on GPUs where it is not built): the Python fallback of ``NGramRepeatBlock`` compares
    every earlier n-gram with the last n - 1 entries of the whole token buffer, which lie past
@@ -60,8 +64,8 @@
 import atexit
 import functools
 import importlib.util
-import sys
 import queue
+import sys
 import threading
 import time
 import types
@@ -246,29 +250,27 @@ def _settle_bf16_tpu() -> None:
             module.convert_namespace_to_omegaconf = patched
 
 
-def _one_epoch_iterators_without_persistent_workers(original):
-    @functools.wraps(original)
-    def get_batch_iterator(self, dataset, *args, **kwargs):
-        epoch_iter = original(self, dataset, *args, **kwargs)
-        cached = getattr(self, "dataset_to_epoch_iter", {}).get(dataset) is epoch_iter
-        if not cached and getattr(epoch_iter, "persistent_workers", False):
-            # No DataLoader exists yet: EpochBatchIterator makes one per next_epoch_itr.
-            epoch_iter.persistent_workers = False
-        return epoch_iter
+def _without_persistent_workers(original_init):
+    @functools.wraps(original_init)
+    def __init__(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        # Read when the DataLoader is made (next_epoch_itr), after set_epoch.
+        self.persistent_workers = False
 
-    return get_batch_iterator
+    return __init__
 
 
 def _counting_next_releasing_source(original):
     @functools.wraps(original)
     def __next__(self):
-        try:
-            return original(self)
-        except StopIteration:
-            # The epoch is over: drop the data loader iterator (or the prefetching iterator
-            # that holds it) now, not when the collector gets to this epoch's objects.
+        item = original(self)
+        if not self.has_next():
+            # That was the epoch's last batch: drop the data loader iterator (or the
+            # prefetching iterator that holds it) now, not when the collector gets to this
+            # epoch's objects. Not only at StopIteration: fairseq's GroupedIterator stops at
+            # its own length and never asks the iterator below it for one more.
             self._itr = iter(())
-            raise
+        return item
 
     return __next__
 
@@ -301,9 +303,8 @@ def apply() -> None:
     atexit.register(_stop_consumers)
     _sentence_prediction_head_name_fallback()
     _settle_bf16_tpu()
-    from fairseq.tasks import FairseqTask
-    FairseqTask.get_batch_iterator = _one_epoch_iterators_without_persistent_workers(
-        FairseqTask.get_batch_iterator)
+    iterators.EpochBatchIterator.__init__ = _without_persistent_workers(
+        iterators.EpochBatchIterator.__init__)
     iterators.CountingIterator.__next__ = _counting_next_releasing_source(
         iterators.CountingIterator.__next__)
     from fairseq.ngram_repeat_block import NGramRepeatBlock

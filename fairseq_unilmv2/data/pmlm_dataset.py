@@ -59,8 +59,9 @@ class PMLMDataset(FairseqDataset):
         goal = np.ceil(self.mask_prob * n_text).astype(np.int64)
         return np.minimum(goal + self.max_span_len - 1, n_text)
 
-    # Masks depend on the epoch: a cached iterator (and the copies of this dataset held by
-    # persistent data-loader workers) would keep the first epoch's masks forever.
+    # A new iterator each epoch: batches are drawn from a per-epoch shuffle (ordered_indices).
+    # Masks depend on the epoch too; the data-loader workers see it either way, since they
+    # are forked anew each epoch after set_epoch (compat fix 9).
     @property
     def can_reuse_epoch_itr_across_epochs(self) -> bool:
         return False

@@ -127,12 +127,11 @@ class Seq2SeqDataset(FairseqDataset):
     def set_epoch(self, epoch: int, **unused):
         self.epoch = epoch
 
-    # The corruption depends on the epoch. A reused iterator keeps persistent data-loader
-    # workers, whose copies of this dataset never see a later set_epoch: every epoch would get
-    # the first epoch's corruption. A new iterator per epoch gets workers of that epoch.
+    # Batching does not depend on the epoch, the corruption does: the reused iterator's
+    # data-loader workers are forked anew each epoch, after set_epoch (compat fix 9).
     @property
     def can_reuse_epoch_itr_across_epochs(self):
-        return False
+        return True
 
     def __len__(self):
         return len(self.src)
