@@ -4,8 +4,8 @@ The batch is what pre-training feeds: PMLM examples of different lengths (SPEC 3
 one length, with the mask of ``layout.attention_mask``. Half precision must neither overflow the
 additive mask (``transformer.masked_fill_value``) nor give NaN on rows where every key is masked.
 
-fairseq's ``--bf16`` / ``--fp16`` trainers need a GPU (on CPU fairseq reaches for XLA or CUDA),
-so these tests run the model directly: pure half-precision weights (what ``--fp16`` / ``--bf16``
+fairseq's ``--fp16`` trainer needs CUDA and its ``--bf16`` trainer is tested through the CLI in
+``test_bf16_compat.py``; these tests run the model directly: pure half-precision weights (what ``--fp16`` / ``--bf16``
 do to the model) and bf16 autocast over fp32 weights (what ``--amp`` does).
 """
 import copy

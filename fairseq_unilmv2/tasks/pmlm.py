@@ -47,7 +47,9 @@ class PMLMConfig(FairseqDataclass):
         "help": "probability that a masked position shows its own token in the AE part"})
     append_last_originals: bool = field(default=True, metadata={
         "help": "append the original tokens of the last factorization step too; nothing "
-                "attends to them, so --append-last-originals false saves their compute"})
+                "attends to them, so leaving them out saves their compute: pass "
+                "--append-last-originals to leave them out (fairseq makes a boolean option "
+                "whose default is true a switch that sets it false)"})
     seed: int = II("common.seed")
 
 
