@@ -3,8 +3,9 @@
 
     python scripts/score.py --hyp hyps.txt --ref refs.txt [--json]
 
-Prints ROUGE-1/2/L F1 (rouge-score, stemming on) and BLEU-4 (sacrebleu) as percentages; with
-``--json``, one JSON object with the keys rouge1, rouge2, rougeL, bleu. The figures come from
+Prints ROUGE-1/2/L F1 (rouge-score, stemming on), BLEU-4 (sacrebleu) and exact match (lines
+equal to their reference) as percentages; with ``--json``, one JSON object with the keys
+rouge1, rouge2, rougeL, bleu, exact. The figures come from
 ``fairseq_unilmv2.scoring.rouge``, the module behind ``fairseq-generate --scoring rouge``.
 """
 import argparse
@@ -22,13 +23,22 @@ def read_lines(path: str):
         return [line.rstrip("\n") for line in f]
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hyp", required=True, help="hypotheses, one example a line")
     parser.add_argument("--ref", required=True, help="references, one example a line, aligned")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--no-stemmer", action="store_true",
                         help="score ROUGE without Porter stemming")
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     hyps, refs = read_lines(args.hyp), read_lines(args.ref)
     if len(hyps) != len(refs):
@@ -39,7 +49,8 @@ def main(argv=None):
         print(json.dumps({key: round(value, 4) for key, value in scores.items()}))
     else:
         print(f"ROUGE-1 {scores['rouge1']:.2f}  ROUGE-2 {scores['rouge2']:.2f}  "
-              f"ROUGE-L {scores['rougeL']:.2f}  BLEU-4 {scores['bleu']:.2f}  ({len(hyps)} lines)")
+              f"ROUGE-L {scores['rougeL']:.2f}  BLEU-4 {scores['bleu']:.2f}  "
+              f"exact {scores['exact']:.2f}  ({len(hyps)} lines)")
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def test_score_script_json_matches_direct_computation(tmp_path):
     proc = run_score_script("--hyp", hyp, "--ref", ref, "--json")
     assert proc.returncode == 0, proc.stderr
     scores = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert set(scores) == {"rouge1", "rouge2", "rougeL", "bleu"}
+    assert set(scores) == {"rouge1", "rouge2", "rougeL", "bleu", "exact"}
     expected = direct_rouge(HYPOTHESES, REFERENCES)
     expected["bleu"] = sacrebleu.corpus_bleu(HYPOTHESES, [REFERENCES]).score
     assert scores == pytest.approx(expected, abs=1e-3)
