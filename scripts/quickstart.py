@@ -67,43 +67,46 @@ class QuickstartConfig:
     vocab_size: int = field(default=128, metadata={
         "help": "sentencepiece vocabulary size (a small one: characters and the most frequent "
                 "words, which a small model learns to predict from context within minutes)"})
-    encoder_layers: int = field(default=4, metadata={"help": "Transformer layers"})
-    encoder_embed_dim: int = field(default=128, metadata={"help": "hidden size"})
-    encoder_ffn_embed_dim: int = field(default=512, metadata={"help": "feed-forward size"})
+    encoder_layers: int = field(default=2, metadata={"help": "Transformer layers"})
+    encoder_embed_dim: int = field(default=64, metadata={"help": "hidden size"})
+    encoder_ffn_embed_dim: int = field(default=256, metadata={"help": "feed-forward size"})
     encoder_attention_heads: int = field(default=4, metadata={"help": "attention heads"})
-    tokens_per_sample: int = field(default=128, metadata={
-        "help": "pre-training block length in sentencepiece tokens"})
-    pretrain_updates: int = field(default=1000, metadata={"help": "pre-training updates"})
-    pretrain_batch_size: int = field(default=16, metadata={"help": "pre-training blocks a batch"})
-    pretrain_lr: float = field(default=1.5e-3, metadata={
+    tokens_per_sample: int = field(default=16, metadata={
+        "help": "pre-training block length in sentencepiece tokens (short blocks: a small model "
+                "learns to use the neighbours of a masked token sooner)"})
+    pretrain_updates: int = field(default=3000, metadata={"help": "pre-training updates"})
+    pretrain_batch_size: int = field(default=128, metadata={
+        "help": "pre-training blocks a batch"})
+    pretrain_lr: float = field(default=2e-3, metadata={
         "help": "pre-training peak learning rate"})
-    pretrain_warmup: float = field(default=0.06, metadata={
+    pretrain_warmup: float = field(default=0.03, metadata={
         "help": "fraction of the pre-training updates spent warming the learning rate up"})
-    finetune_updates: int = field(default=500, metadata={"help": "fine-tuning updates"})
-    finetune_batch_size: int = field(default=32, metadata={"help": "fine-tuning pairs a batch"})
-    finetune_lr: float = field(default=5e-4, metadata={"help": "fine-tuning peak learning rate"})
+    finetune_updates: int = field(default=1200, metadata={"help": "fine-tuning updates"})
+    finetune_batch_size: int = field(default=64, metadata={"help": "fine-tuning pairs a batch"})
+    finetune_lr: float = field(default=1e-3, metadata={"help": "fine-tuning peak learning rate"})
     finetune_warmup: float = field(default=0.06, metadata={
         "help": "fraction of the fine-tuning updates spent warming the learning rate up"})
-    context_words: int = field(default=6, metadata={
+    context_words: int = field(default=2, metadata={
         "help": "words of context on each side of a blank in the fill-in-the-blank task"})
     blank_every: int = field(default=3, metadata={
         "help": "one blank (one example) per this many words of a paragraph"})
-    max_source_positions: int = field(default=128, metadata={
+    max_source_positions: int = field(default=48, metadata={
         "help": "source budget of fine-tuning in tokens (longer sources are truncated)"})
-    max_target_positions: int = field(default=24, metadata={
+    max_target_positions: int = field(default=16, metadata={
         "help": "target budget of fine-tuning and maximum generated length"})
     beam: int = field(default=5, metadata={"help": "beam size of fairseq-generate"})
     lenpen: float = field(default=1.0, metadata={"help": "length penalty of fairseq-generate"})
     validations: int = field(default=8, metadata={
         "help": "validations (each followed by a checkpoint save) per training run"})
     max_test_examples: int = field(default=200, metadata={
-        "help": "decode at most this many test pairs (0 = all)"})
+        "help": "decode at most this many test pairs, and validate on at most this many valid "
+                "pairs (0 = all)"})
     seed: int = field(default=1, metadata={"help": "seed of the splits and of fairseq"})
 
 
 # What --quick changes: every value the test needs to finish in well under a minute or two.
-QUICK = dict(encoder_layers=2, encoder_embed_dim=64, encoder_ffn_embed_dim=128,
-             pretrain_updates=30, finetune_updates=30, validations=3, max_test_examples=13)
+QUICK = dict(encoder_ffn_embed_dim=128, pretrain_batch_size=32, pretrain_updates=30,
+             finetune_batch_size=16, finetune_updates=30, validations=3, max_test_examples=13)
 # Examples printed at the end, from the test set.
 SHOWN_EXAMPLES = 5
 # A blank's answer: the letters of a word, without the punctuation around it.

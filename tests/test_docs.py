@@ -16,9 +16,11 @@ import contextlib
 import importlib.util
 import io
 import os
+import random
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -241,3 +243,93 @@ def test_extraction_finds_fenced_indented_and_table_commands():
                         11: "scripts/train_distributed_cpu.sh -n 2 -- d"}
     assert script.index("export DOC_LINE=8") < script.index("python scripts/score.py")
     assert "for f in x; do" in script and "Text" not in script
+
+
+# ----------------------------------------------------------------------------- README table, run
+# What the README's entry-point rows need besides each other's outputs, and what runs elsewhere.
+WORDS = "the cat dog sat ran on in mat park and was is a".split()
+COVERED_ELSEWHERE = {"demo": "tests/test_quickstart.py runs the same command"}
+# The rows' own sizes are tiny already; only the number of updates and epochs is cut further.
+FEWER_UPDATES = [("--max-update 100", "--max-update 3"), ("--max-epoch 10", "--max-epoch 1")]
+
+
+def readme_entry_points() -> List[Tuple[str, str]]:
+    """(row name, command) of the README's table of command-line entry points, in order."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    table = text[text.index("## Command-line entry points"):text.index("Full-size recipes")]
+    return re.findall(r"^\| ([^|`]+?) \| `([^`]+)` \|$", table, flags=re.M)
+
+
+def write_readme_inputs(work: Path) -> None:
+    """Text, pairs, a sentencepiece model, test hypotheses and a tiny released-style BERT."""
+    import sentencepiece as spm
+    import torch
+    import transformers
+    from helpers import TINY_WORDPIECE_VOCAB, write_lines, write_wordpiece_vocab
+
+    rng = random.Random(0)
+
+    def sentences(n):
+        return [" ".join(rng.choices(WORDS, k=rng.randint(6, 14))) for _ in range(n)]
+
+    write_lines(work / "train.spm", sentences(300))
+    write_lines(work / "valid.spm", sentences(40))
+    for split, n in (("train", 64), ("valid", 16), ("test", 8)):
+        write_lines(work / f"{split}.src", sentences(n))
+        write_lines(work / f"{split}.tgt", [" ".join(s.split()[:3]) for s in sentences(n)])
+    write_lines(work / "test.hyp", sentences(8))
+    spm.SentencePieceTrainer.train(input=str(work / "train.spm"), model_prefix=str(work / "spm"),
+                                   vocab_size=30, minloglevel=2)
+    config = transformers.BertConfig(
+        vocab_size=len(TINY_WORDPIECE_VOCAB), hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=4, intermediate_size=64, max_position_embeddings=64)
+    torch.manual_seed(0)
+    torch.save(transformers.BertForMaskedLM(config).state_dict(),
+               work / "unilm2-base-uncased.bin")
+    (work / "unilm2-base-uncased-config.json").write_text(config.to_json_string())
+    write_wordpiece_vocab(work / "unilm2-base-uncased-vocab.txt")
+
+
+def write_rte(work: Path, env: Dict[str, str]) -> None:
+    """data-bin/rte for the classification row: sentences binarized with the pre-training
+    dictionary, labels with their own (fairseq's sentence_prediction layout)."""
+    from helpers import write_lines
+
+    rng = random.Random(1)
+    for split, n in (("train", 32), ("valid", 8)):
+        write_lines(work / f"rte.{split}.input0",
+                    [" ".join(rng.choices(WORDS, k=8)) for _ in range(n)])
+        write_lines(work / f"rte.{split}.label", [rng.choice(["yes", "no"]) for _ in range(n)])
+    for part, extra in (("input0", ["--srcdict", "data-bin/lm/dict.txt"]), ("label", [])):
+        subprocess.run(["fairseq-preprocess", "--only-source", *extra, "--trainpref",
+                        f"rte.train.{part}", "--validpref", f"rte.valid.{part}", "--destdir",
+                        f"data-bin/rte/{part}", "--workers", "1"], cwd=work, env=env,
+                       check=True, capture_output=True)
+
+
+def test_readme_entry_points_run(tmp_path):
+    """Every row of the README's entry-point table runs as written, in the table's order (each
+    row uses what the rows above it wrote), with fewer updates."""
+    pytest.importorskip("transformers")
+    rows = readme_entry_points()
+    assert [name for name, _ in rows][:3] == ["demo", "binarize text", "binarize pairs"]
+    for name in ("scripts", "fairseq_unilmv2"):
+        (tmp_path / name).symlink_to(REPO / name)
+    write_readme_inputs(tmp_path)
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1",
+               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    failures = []
+    for name, command in rows:
+        if name in COVERED_ELSEWHERE:
+            continue
+        if name.startswith("classify"):
+            write_rte(tmp_path, env)
+        for documented, fewer in FEWER_UPDATES:
+            command = command.replace(documented, fewer)
+        proc = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, text=True,
+                              capture_output=True, timeout=600,
+                              input="the cat sat on the mat\na dog ran in the park\n")
+        if proc.returncode != 0:
+            failures.append(f"{name}: exit status {proc.returncode}\n  $ {command}\n"
+                            + (proc.stdout + proc.stderr)[-1500:])
+    assert not failures, "\n\n".join(failures)

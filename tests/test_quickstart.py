@@ -97,7 +97,7 @@ def test_both_checkpoints_load_and_fine_tuning_started_from_pre_training(demo):
                          weights_only=False)
     assert pre["cfg"]["task"]["_name"] == "pmlm"
     assert fine["cfg"]["task"]["_name"] == "unilm_seq2seq"
-    assert pre["cfg"]["model"]["encoder_embed_dim"] == quickstart.QUICK["encoder_embed_dim"]
+    assert pre["cfg"]["model"]["encoder_ffn_embed_dim"] == quickstart.QUICK["encoder_ffn_embed_dim"]
     assert pre["model"].keys() == fine["model"].keys()
     for name, tensor in pre["model"].items():
         assert fine["model"][name].shape == tensor.shape, name
