@@ -20,13 +20,14 @@ Stages (each prints its command, then shows the command's own output live):
  4. pretrain   ``fairseq-train --task pmlm --criterion pmlm`` (AE + PAR losses), compared with
                the unigram entropy of the validation text under the training counts: what a
                model that ignores the context can reach;
- 5. finetune   a fill-in-the-blank task built from the same text (a word of a passage is
-               replaced by ``___``; the target is that word), ``fairseq-train --task
+ 5. finetune   a task built from the same text whose answers anyone can check: a word of a
+               passage is written backwards between brackets, the target is the word
+               (``"the [eulav] of the"`` -> ``"value"``), ``fairseq-train --task
                unilm_seq2seq --restore-file``; with ``--compare-scratch`` the same fine-tuning
                again from random weights;
  6. generate   ``fairseq-generate`` the test set with beam search, detokenized by sentencepiece;
  7. score      ``scripts/score.py`` (exact match, ROUGE, BLEU) of the hypotheses and of a trivial
-               baseline (the most frequent training answer for every blank), saved as JSON,
+               baseline (the most frequent training answer for every example), saved as JSON,
                with five test examples printed;
  8. plot       train and valid loss curves parsed from fairseq's ``--log-format json`` lines,
                the unigram entropy drawn as a line, saved as a PNG plus the series as JSON.
@@ -74,7 +75,7 @@ class QuickstartConfig:
     tokens_per_sample: int = field(default=16, metadata={
         "help": "pre-training block length in sentencepiece tokens (short blocks: a small model "
                 "learns to use the neighbours of a masked token sooner)"})
-    pretrain_updates: int = field(default=3000, metadata={"help": "pre-training updates"})
+    pretrain_updates: int = field(default=2000, metadata={"help": "pre-training updates"})
     pretrain_batch_size: int = field(default=128, metadata={
         "help": "pre-training blocks a batch"})
     pretrain_lr: float = field(default=2e-3, metadata={
@@ -87,9 +88,9 @@ class QuickstartConfig:
     finetune_warmup: float = field(default=0.06, metadata={
         "help": "fraction of the fine-tuning updates spent warming the learning rate up"})
     context_words: int = field(default=2, metadata={
-        "help": "words of context on each side of a blank in the fill-in-the-blank task"})
-    blank_every: int = field(default=3, metadata={
-        "help": "one blank (one example) per this many words of a paragraph"})
+        "help": "words of context on each side of the backwards word of an example"})
+    example_every: int = field(default=3, metadata={
+        "help": "one example (one backwards word) per this many words of a paragraph"})
     max_source_positions: int = field(default=48, metadata={
         "help": "source budget of fine-tuning in tokens (longer sources are truncated)"})
     max_target_positions: int = field(default=16, metadata={
@@ -109,9 +110,8 @@ QUICK = dict(encoder_ffn_embed_dim=128, pretrain_batch_size=32, pretrain_updates
              finetune_batch_size=16, finetune_updates=30, validations=3, max_test_examples=13)
 # Examples printed at the end, from the test set.
 SHOWN_EXAMPLES = 5
-# A blank's answer: the letters of a word, without the punctuation around it.
-ANSWER = re.compile(r"^([^A-Za-z]*)([A-Za-z]+)([^A-Za-z]*)$")
-BLANK = "___"
+# An answer: the letters of a word (MIN_LETTERS or more), without the punctuation around it.
+ANSWER = re.compile(r"^([^A-Za-z]*)([A-Za-z]{4,})([^A-Za-z]*)$")
 
 HEADING_UNDERLINE = set("*=-~^#")
 
@@ -231,28 +231,29 @@ def prose_paragraphs(document: str) -> List[str]:
     return paragraphs
 
 
-def cloze_pairs(paragraph: str, rng: random.Random, context_words: int,
-                blank_every: int) -> List[Tuple[str, str]]:
-    """Fill-in-the-blank (source, answer) pairs of a paragraph.
+def backwards_word_pairs(paragraph: str, rng: random.Random, context_words: int,
+                        every: int) -> List[Tuple[str, str]]:
+    """(source, answer) pairs of a paragraph: a word written backwards, to be read forwards.
 
-    One word in ``blank_every`` (drawn without replacement among the words that hold letters)
-    has its letters replaced by ``___``; the source is that word with ``context_words`` words on
-    each side (within the paragraph), the answer the letters: ``"... is used for ___
-    execution."`` -> ``"conditional"``. Punctuation around the word stays in the source.
+    One word in ``every`` (drawn without replacement among the words of four letters or more)
+    has its letters reversed and put between brackets; the source is that word with
+    ``context_words`` words on each side (within the paragraph), the answer the word:
+    ``"used for [lanoitidnoc] execution."`` -> ``"conditional"``. Punctuation around the word stays
+    in the source, outside the brackets.
     """
     words = paragraph.split()
     candidates = [i for i, word in enumerate(words) if ANSWER.match(word)]
     pairs = []
-    for i in sorted(rng.sample(candidates, min(len(candidates), len(words) // blank_every))):
+    for i in sorted(rng.sample(candidates, min(len(candidates), len(words) // every))):
         before, answer, after = ANSWER.match(words[i]).groups()
-        context = words[max(0, i - context_words):i] + [before + BLANK + after] + \
+        context = words[max(0, i - context_words):i] + [f"{before}[{answer[::-1]}]{after}"] + \
             words[i + 1:i + 1 + context_words]
         pairs.append((" ".join(context), answer))
     return pairs
 
 
 def build_text(cfg: QuickstartConfig, text_dir: Path) -> Dict[str, int]:
-    """Write the pre-training text and the fill-in-the-blank pairs, split by paragraph.
+    """Write the pre-training text and the backwards-word pairs, split by paragraph.
 
     Paragraph i (counted over all documents, repeated paragraphs dropped) goes to test when
     i % 10 == 0, to valid when i % 10 == 1, to train otherwise, so test paragraphs are never seen
@@ -278,7 +279,8 @@ def build_text(cfg: QuickstartConfig, text_dir: Path) -> Dict[str, int]:
             if doc:  # fairseq's convention: one line a sentence, a blank line between documents
                 pretrain[split].extend(doc + [""])
         for paragraph, split in zip(paragraphs, splits):
-            pairs[split].extend(cloze_pairs(paragraph, rng, cfg.context_words, cfg.blank_every))
+            pairs[split].extend(backwards_word_pairs(paragraph, rng, cfg.context_words,
+                                                     cfg.example_every))
     for split in pairs:
         rng.shuffle(pairs[split])
     if cfg.max_test_examples:
@@ -422,7 +424,7 @@ def score(hypotheses: Path, references: Path, scores: Path) -> Dict[str, float]:
 
 
 def baseline(train_targets: Path, test_sources: Path, hypotheses: Path) -> str:
-    """The trivial system: the most frequent training answer for every test blank."""
+    """The trivial system: the most frequent training answer for every test example."""
     answers = Counter(read_lines(train_targets))
     answer = answers.most_common(1)[0][0]
     write_lines(hypotheses, [answer] * len(read_lines(test_sources)))
@@ -479,11 +481,11 @@ def loss_series(log: Path, names: Sequence[str]) -> Dict[str, List[Tuple[int, fl
 def plot(logs: Dict[str, Path], entropy: float, png: Path, sidecar: Path) -> Dict:
     """Loss curves of every training run in ``logs`` (pretrain, finetune, maybe scratch), with
     the unigram entropy and the level 1 bit below it drawn on the pre-training panel."""
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's logging set DEBUG
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's logging set DEBUG
     curves = {stage: loss_series(log, ["ae_loss", "par_loss"] if stage == "pretrain" else ["loss"])
               for stage, log in logs.items()}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -497,7 +499,7 @@ def plot(logs: Dict[str, Path], entropy: float, png: Path, sidecar: Path) -> Dic
     axes[0].axhline(entropy, color="gray", label=f"unigram entropy of valid text {entropy:.2f}")
     axes[0].axhline(entropy - 1, color="gray", linestyle=":", label="1 bit below it")
     axes[0].set(title="pre-training (PMLM)")
-    axes[1].set(title="fine-tuning (fill in the blank)")
+    axes[1].set(title="fine-tuning (read the backwards word)")
     for ax in axes:
         ax.set(xlabel="update", ylabel="loss in bits (as fairseq logs it)")
         ax.grid(alpha=0.3)
@@ -533,7 +535,8 @@ def finetuning_report(scores: Dict[str, Dict], answer: str, text_dir: Path,
     names = {"finetune": "fine-tuned from pre-training", "scratch": "fine-tuned from random "
              "weights", "baseline": f'baseline: always "{answer}"'}
     n = len(read_lines(text_dir / "seq2seq" / "test.tgt"))
-    print(f"\nfill in the blank, {n} test blanks (from paragraphs never seen in training):")
+    print(f"\nread the backwards word, {n} test examples (from paragraphs never seen in "
+          f"training):")
     print(f"  {'system':<36} {'exact match':>11} {'x baseline':>10}")
     for system, result in scores.items():
         ratio = result["exact"] / max(scores["baseline"]["exact"], 1e-9)
@@ -560,7 +563,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     logs, results = fresh_dir(out / "logs"), fresh_dir(out / "results")
     print(f"== quickstart: all results go to {out}", flush=True)
 
-    print("\n== 1/8 text: paragraphs, splits and fill-in-the-blank pairs", flush=True)
+    print("\n== 1/8 text: paragraphs, splits and backwards-word pairs", flush=True)
     counts = build_text(cfg, text_dir)
     print("\n== 2/8 sentencepiece: train and encode", flush=True)
     spm_model = sentencepiece(cfg, text_dir, spm_dir)
