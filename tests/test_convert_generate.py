@@ -63,8 +63,10 @@ def converted(s2s_ft_release, tmp_path_factory):
     raw.mkdir()
     for lang, lines in (("src", SOURCES), ("tgt", TARGETS)):
         write_lines(raw / f"test.raw.{lang}", lines)
+    raw = work / "wp"  # wordpiece.py creates its output's folder
+    for lang in ("src", "tgt"):
         script("wordpiece.py", "encode", "--vocab", model_dir / "vocab.txt",
-               "--input", raw / f"test.raw.{lang}", "--output", raw / f"test.{lang}")
+               "--input", work / "raw" / f"test.raw.{lang}", "--output", raw / f"test.{lang}")
     run_fairseq("fairseq-preprocess", [
         "--source-lang", "src", "--target-lang", "tgt", "--trainpref", raw / "test",
         "--validpref", raw / "test", "--testpref", raw / "test",

@@ -245,6 +245,19 @@ def test_extraction_finds_fenced_indented_and_table_commands():
     assert "for f in x; do" in script and "Text" not in script
 
 
+def test_train_distributed_cpu_help_prints_the_whole_usage():
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "train_distributed_cpu.sh"), "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and not proc.stderr
+    assert "--task pmlm --criterion pmlm --arch unilm_v2_base ... --save-dir checkpoints" in \
+        proc.stdout  # the usage line's continuation
+    assert "OMP_NUM_THREADS (default 1 per process" in proc.stdout  # to the header's end
+    assert "set -euo" not in proc.stdout
+    wrong = subprocess.run(["bash", str(REPO / "scripts" / "train_distributed_cpu.sh"), "-x"],
+                           capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 2 and "unknown option '-x'" in wrong.stderr
+
+
 # ----------------------------------------------------------------------------- README table, run
 # What the README's entry-point rows need besides each other's outputs, and what runs elsewhere.
 WORDS = "the cat dog sat ran on in mat park and was is a".split()

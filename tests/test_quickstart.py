@@ -130,7 +130,7 @@ def test_scores_compare_the_systems_with_the_baseline(demo):
     for system in scores.values():
         for key in ("exact", "rouge1", "rouge2", "rougeL", "bleu"):
             assert 0.0 <= system[key] <= 100.0, key
-    # The baseline answers every blank with the most frequent training answer.
+    # The baseline answers every example with the most frequent training answer.
     answer = scores["baseline"]["answer"]
     train_answers = lines(out / "text" / "seq2seq" / "train.tgt")
     assert train_answers.count(answer) == max(Counter(train_answers).values())
@@ -175,19 +175,21 @@ def test_png_plots_pre_training_and_fine_tuning_curves(demo):
             assert all(math.isfinite(v) and v > 0 for _, v in points)
 
 
-def test_cloze_pairs_blank_one_word_in_its_context():
+def test_backwards_word_pairs_reverse_one_word_in_its_context():
     paragraph = ("The if statement is used for conditional execution. It selects exactly one of "
                  "the suites (see below).")
-    pairs = quickstart.cloze_pairs(paragraph, random.Random(0), context_words=2, blank_every=4)
+    pairs = quickstart.backwards_word_pairs(paragraph, random.Random(0), context_words=2,
+                                            every=4)
     assert len(pairs) == len(paragraph.split()) // 4
     for source, answer in pairs:
-        assert source.count(quickstart.BLANK) == 1 and answer.isalpha()
-        assert source.replace(quickstart.BLANK, answer) in paragraph
+        assert len(answer) >= 4 and answer.isalpha()
+        assert source.count("[") == 1 and f"[{answer[::-1]}]" in source
+        assert source.replace(f"[{answer[::-1]}]", answer) in paragraph
         assert 3 <= len(source.split()) <= 5
-    # Punctuation stays in the source; only the letters are blanked.
-    sources = {a: s for s, a in quickstart.cloze_pairs("(see below).", random.Random(0),
-                                                       context_words=1, blank_every=1)}
-    assert sources == {"see": "(___ below).", "below": "(see ___)."}
+    # Punctuation stays outside the brackets; words under four letters are never chosen.
+    sources = {a: s for s, a in quickstart.backwards_word_pairs(
+        "(see below). The class", random.Random(0), context_words=1, every=1)}
+    assert sources == {"below": "(see [woleb]). The", "class": "The [ssalc]"}
 
 
 def test_prose_paragraphs_skip_headings_and_code():
@@ -206,17 +208,17 @@ def test_user_text_files_replace_the_builtin_corpus(tmp_path):
     text.write_text("\n\n".join(paragraph.format(i=i) for i in range(40)), encoding="utf-8")
     cfg = quickstart.parse_args(["--text", str(text), "--out", str(tmp_path / "out")])
     counts = quickstart.build_text(cfg, tmp_path / "text")
-    blanks = len(paragraph.split()) // cfg.blank_every  # per paragraph
-    assert counts["seq2seq_test_pairs"] == counts["seq2seq_valid_pairs"] == 4 * blanks
+    examples = len(paragraph.split()) // cfg.example_every  # per paragraph
+    assert counts["seq2seq_test_pairs"] == counts["seq2seq_valid_pairs"] == 4 * examples
     assert counts["pretrain_train_paragraphs"] == 32
     pretrain_text = (tmp_path / "text" / "pretrain" / "train.txt").read_text()
     pretrain_text += (tmp_path / "text" / "pretrain" / "valid.txt").read_text()
     assert "weather" in pretrain_text
-    # Test blanks come from the 4 test paragraphs, never seen in pre-training.
+    # Test examples come from the 4 test paragraphs, never seen in pre-training.
     test_numbers = set()
     for source, answer in zip(lines(tmp_path / "text" / "seq2seq" / "test.src"),
                               lines(tmp_path / "text" / "seq2seq" / "test.tgt")):
-        filled = source.replace(quickstart.BLANK, answer)
+        filled = source.replace(f"[{answer[::-1]}]", answer)
         test_numbers.update(int(n) for n in re.findall(r"number (\d+)", filled))
     assert test_numbers
     for number in test_numbers:
