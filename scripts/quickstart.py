@@ -538,9 +538,10 @@ def finetuning_report(scores: Dict[str, Dict], answer: str, text_dir: Path,
     print(f"\nread the backwards word, {n} test examples (from paragraphs never seen in "
           f"training):")
     print(f"  {'system':<36} {'exact match':>11} {'x baseline':>10}")
+    base = scores["baseline"]["exact"]
     for system, result in scores.items():
-        ratio = result["exact"] / max(scores["baseline"]["exact"], 1e-9)
-        print(f"  {names[system]:<36} {result['exact']:>10.1f}% {ratio:>9.1f}x")
+        ratio = f"{result['exact'] / base:>9.1f}x" if base else f"{'-':>10}"
+        print(f"  {names[system]:<36} {result['exact']:>10.1f}% {ratio}")
     sources = read_lines(text_dir / "seq2seq" / "test.src")
     references = read_lines(text_dir / "seq2seq" / "test.tgt")
     outputs = {system: read_lines(path) for system, path in hypotheses.items()}
