@@ -65,8 +65,8 @@ class UniLMSeq2SeqConfig(FairseqDataclass):
                 f"the model's position table with the target budget]"})
     max_target_positions: Optional[int] = field(default=None, metadata={
         "help": f"target budget in tokens, the final [SEP] included; longer targets are "
-                f"truncated in training [default: {DEFAULT_TARGET_POSITIONS}, or a quarter of "
-                f"a smaller position table]"})
+                f"truncated in training [default: {DEFAULT_TARGET_POSITIONS}, or what a smaller "
+                f"position table leaves]"})
     target_mask_prob: float = field(default=0.5, metadata={
         "help": "probability that a teacher-forced target token is replaced by its corrupted "
                 "pseudo token (0.4-0.5 for XSum, 0.7-0.8 for CNN/DM)"})
