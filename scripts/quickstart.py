@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""UniLMv2 from raw text to ROUGE in one command, every stage a plain command you can copy.
+"""UniLMv2 from raw text to a model that has learned something, every stage a plain command.
 
     python scripts/quickstart.py                       # built-in corpus (timings: README, Results)
+    python scripts/quickstart.py --compare-scratch     # also fine-tune from random weights
     python scripts/quickstart.py --quick               # same stages, tiny sizes (1-3 minutes)
     python scripts/quickstart.py --text a.txt b.txt --out my_run
 
@@ -11,21 +12,29 @@ Stages (each prints its command, then shows the command's own output live):
                of ``--text`` files (paragraphs separated by blank lines, one file = one document);
                every paragraph is assigned to train / valid / test, test paragraphs are never
                seen in pre-training;
- 2. spm        train a sentencepiece model on the pre-training text, encode every file;
+ 2. spm        train a small sentencepiece model (a few hundred pieces: characters and frequent
+               words) on the pre-training text, encode every file;
  3. binarize   ``fairseq-preprocess`` the pre-training text (its dict.txt is THE vocabulary),
                then the seq2seq pairs with ``--srcdict/--tgtdict`` = that dict.txt, so one
                embedding serves pre-training and fine-tuning;
- 4. pretrain   ``fairseq-train --task pmlm --criterion pmlm`` (AE + PAR losses);
- 5. finetune   an XSum-style task built from the same text (a paragraph's first sentence is the
-               summary of the rest), ``fairseq-train --task unilm_seq2seq --restore-file``;
+ 4. pretrain   ``fairseq-train --task pmlm --criterion pmlm`` (AE + PAR losses), compared with
+               the unigram entropy of the validation text under the training counts: what a
+               model that ignores the context can reach;
+ 5. finetune   a task built from the same text whose answers anyone can check: a word of a
+               passage is written backwards between brackets, the target is the word
+               (``"the [eulav] of the"`` -> ``"value"``), ``fairseq-train --task
+               unilm_seq2seq --restore-file``; with ``--compare-scratch`` the same fine-tuning
+               again from random weights;
  6. generate   ``fairseq-generate`` the test set with beam search, detokenized by sentencepiece;
- 7. score      ``scripts/score.py`` ROUGE-1/2/L (and BLEU) of the hypotheses against the raw
-               reference summaries, saved as JSON;
+ 7. score      ``scripts/score.py`` (exact match, ROUGE, BLEU) of the hypotheses and of a trivial
+               baseline (the most frequent training answer for every example), saved as JSON,
+               with five test examples printed;
  8. plot       train and valid loss curves parsed from fairseq's ``--log-format json`` lines,
-               saved as a PNG plus the plotted series as JSON.
+               the unigram entropy drawn as a line, saved as a PNG plus the series as JSON.
 """
 import argparse
 import json
+import logging
 import os
 import random
 import re
@@ -34,6 +43,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -52,39 +62,57 @@ class QuickstartConfig:
     quick: bool = field(default=False, metadata={
         "help": "reduced sizes (tiny model, few updates, few test inputs): the same stages in "
                 "about a minute; explicit size flags still win"})
-    vocab_size: int = field(default=3000, metadata={"help": "sentencepiece vocabulary size"})
-    encoder_layers: int = field(default=4, metadata={"help": "Transformer layers"})
-    encoder_embed_dim: int = field(default=128, metadata={"help": "hidden size"})
-    encoder_ffn_embed_dim: int = field(default=512, metadata={"help": "feed-forward size"})
+    compare_scratch: bool = field(default=False, metadata={
+        "help": "also fine-tune the same model from random weights (same data, schedule and "
+                "seed) and print both results side by side: what pre-training buys"})
+    vocab_size: int = field(default=128, metadata={
+        "help": "sentencepiece vocabulary size (a small one: characters and the most frequent "
+                "words, which a small model learns to predict from context within minutes)"})
+    encoder_layers: int = field(default=2, metadata={"help": "Transformer layers"})
+    encoder_embed_dim: int = field(default=64, metadata={"help": "hidden size"})
+    encoder_ffn_embed_dim: int = field(default=256, metadata={"help": "feed-forward size"})
     encoder_attention_heads: int = field(default=4, metadata={"help": "attention heads"})
-    tokens_per_sample: int = field(default=128, metadata={
-        "help": "pre-training block length in sentencepiece tokens"})
-    pretrain_updates: int = field(default=600, metadata={"help": "pre-training updates"})
-    pretrain_batch_size: int = field(default=16, metadata={"help": "pre-training blocks a batch"})
-    pretrain_lr: float = field(default=5e-4, metadata={"help": "pre-training peak learning rate"})
-    finetune_updates: int = field(default=500, metadata={"help": "fine-tuning updates"})
-    finetune_batch_size: int = field(default=16, metadata={"help": "fine-tuning pairs a batch"})
-    finetune_lr: float = field(default=3e-4, metadata={"help": "fine-tuning peak learning rate"})
-    max_source_positions: int = field(default=192, metadata={
+    tokens_per_sample: int = field(default=16, metadata={
+        "help": "pre-training block length in sentencepiece tokens (short blocks: a small model "
+                "learns to use the neighbours of a masked token sooner)"})
+    pretrain_updates: int = field(default=2000, metadata={"help": "pre-training updates"})
+    pretrain_batch_size: int = field(default=128, metadata={
+        "help": "pre-training blocks a batch"})
+    pretrain_lr: float = field(default=2e-3, metadata={
+        "help": "pre-training peak learning rate"})
+    pretrain_warmup: float = field(default=0.03, metadata={
+        "help": "fraction of the pre-training updates spent warming the learning rate up"})
+    finetune_updates: int = field(default=1200, metadata={"help": "fine-tuning updates"})
+    finetune_batch_size: int = field(default=64, metadata={"help": "fine-tuning pairs a batch"})
+    finetune_lr: float = field(default=1e-3, metadata={"help": "fine-tuning peak learning rate"})
+    finetune_warmup: float = field(default=0.06, metadata={
+        "help": "fraction of the fine-tuning updates spent warming the learning rate up"})
+    context_words: int = field(default=2, metadata={
+        "help": "words of context on each side of the backwards word of an example"})
+    example_every: int = field(default=3, metadata={
+        "help": "one example (one backwards word) per this many words of a paragraph"})
+    max_source_positions: int = field(default=48, metadata={
         "help": "source budget of fine-tuning in tokens (longer sources are truncated)"})
-    max_target_positions: int = field(default=48, metadata={
+    max_target_positions: int = field(default=16, metadata={
         "help": "target budget of fine-tuning and maximum generated length"})
     beam: int = field(default=5, metadata={"help": "beam size of fairseq-generate"})
-    lenpen: float = field(default=0.6, metadata={"help": "length penalty (XSum setting, SPEC 4)"})
+    lenpen: float = field(default=1.0, metadata={"help": "length penalty of fairseq-generate"})
     validations: int = field(default=8, metadata={
         "help": "validations (each followed by a checkpoint save) per training run"})
-    max_test_examples: int = field(default=0, metadata={
-        "help": "decode at most this many test pairs (0 = all)"})
+    max_test_examples: int = field(default=200, metadata={
+        "help": "decode at most this many test pairs, and validate on at most this many valid "
+                "pairs (0 = all)"})
     seed: int = field(default=1, metadata={"help": "seed of the splits and of fairseq"})
 
 
 # What --quick changes: every value the test needs to finish in well under a minute or two.
-QUICK = dict(vocab_size=800, encoder_layers=2, encoder_embed_dim=64, encoder_ffn_embed_dim=128,
-             pretrain_updates=30, finetune_updates=30, validations=3, max_target_positions=24,
-             max_test_examples=13)
+QUICK = dict(encoder_ffn_embed_dim=128, pretrain_batch_size=32, pretrain_updates=30,
+             finetune_batch_size=16, finetune_updates=30, validations=3, max_test_examples=13)
+# Examples printed at the end, from the test set.
+SHOWN_EXAMPLES = 5
+# An answer: the letters of a word (MIN_LETTERS or more), without the punctuation around it.
+ANSWER = re.compile(r"^([^A-Za-z]*)([A-Za-z]{4,})([^A-Za-z]*)$")
 
-# Sentence boundary: end punctuation, spaces, then something that starts a sentence.
-SENTENCE_END = re.compile(r'(?<=[.!?])\s+(?=[A-Z"“(])')
 HEADING_UNDERLINE = set("*=-~^#")
 
 
@@ -203,19 +231,29 @@ def prose_paragraphs(document: str) -> List[str]:
     return paragraphs
 
 
-def summary_pair(paragraph: str) -> Optional[Tuple[str, str]]:
-    """XSum-style (document, summary): the first sentence summarises the rest of the paragraph."""
-    sentences = SENTENCE_END.split(paragraph)
-    if len(sentences) < 2:
-        return None
-    summary, rest = sentences[0], " ".join(sentences[1:])
-    if not 3 <= len(summary.split()) <= 60 or len(rest.split()) < 5:
-        return None
-    return rest, summary
+def backwards_word_pairs(paragraph: str, rng: random.Random, context_words: int,
+                        every: int) -> List[Tuple[str, str]]:
+    """(source, answer) pairs of a paragraph: a word written backwards, to be read forwards.
+
+    One word in ``every`` (drawn without replacement among the words of four letters or more)
+    has its letters reversed and put between brackets; the source is that word with
+    ``context_words`` words on each side (within the paragraph), the answer the word:
+    ``"used for [lanoitidnoc] execution."`` -> ``"conditional"``. Punctuation around the word stays
+    in the source, outside the brackets.
+    """
+    words = paragraph.split()
+    candidates = [i for i, word in enumerate(words) if ANSWER.match(word)]
+    pairs = []
+    for i in sorted(rng.sample(candidates, min(len(candidates), len(words) // every))):
+        before, answer, after = ANSWER.match(words[i]).groups()
+        context = words[max(0, i - context_words):i] + [f"{before}[{answer[::-1]}]{after}"] + \
+            words[i + 1:i + 1 + context_words]
+        pairs.append((" ".join(context), answer))
+    return pairs
 
 
 def build_text(cfg: QuickstartConfig, text_dir: Path) -> Dict[str, int]:
-    """Write the pre-training text and the seq2seq pairs, split by paragraph.
+    """Write the pre-training text and the backwards-word pairs, split by paragraph.
 
     Paragraph i (counted over all documents, repeated paragraphs dropped) goes to test when
     i % 10 == 0, to valid when i % 10 == 1, to train otherwise, so test paragraphs are never seen
@@ -241,13 +279,13 @@ def build_text(cfg: QuickstartConfig, text_dir: Path) -> Dict[str, int]:
             if doc:  # fairseq's convention: one line a sentence, a blank line between documents
                 pretrain[split].extend(doc + [""])
         for paragraph, split in zip(paragraphs, splits):
-            pair = summary_pair(paragraph)
-            if pair is not None:
-                pairs[split].append(pair)
+            pairs[split].extend(backwards_word_pairs(paragraph, rng, cfg.context_words,
+                                                     cfg.example_every))
     for split in pairs:
         rng.shuffle(pairs[split])
     if cfg.max_test_examples:
         pairs["test"] = pairs["test"][:cfg.max_test_examples]
+        pairs["valid"] = pairs["valid"][:cfg.max_test_examples]
     too_small = [s for s in ("train", "valid", "test") if not pairs[s]] + \
         [f"pretrain-{s}" for s in pretrain if not pretrain[s]]
     if too_small:
@@ -335,20 +373,24 @@ def schedule_args(updates: int, lr: float, warmup_ratio: float, validations: int
 def pretrain(cfg: QuickstartConfig, data: Path, save_dir: Path, log: Path) -> Path:
     run([cli("fairseq-train"), data, *model_args(cfg), "--task", "pmlm", "--criterion", "pmlm",
          "--tokens-per-sample", cfg.tokens_per_sample, "--batch-size", cfg.pretrain_batch_size,
-         *schedule_args(cfg.pretrain_updates, cfg.pretrain_lr, 0.06, cfg.validations),
+         *schedule_args(cfg.pretrain_updates, cfg.pretrain_lr, cfg.pretrain_warmup,
+                        cfg.validations),
          "--save-dir", fresh_dir(save_dir), "--seed", cfg.seed], log=log)
     return save_dir / "checkpoint_last.pt"
 
 
-def finetune(cfg: QuickstartConfig, data: Path, pretrained: Path, save_dir: Path,
+def finetune(cfg: QuickstartConfig, data: Path, pretrained: Optional[Path], save_dir: Path,
              log: Path) -> Path:
+    """Fine-tune from ``pretrained``, or from random weights when it is None."""
+    restore = [] if pretrained is None else [
+        "--restore-file", pretrained, "--reset-optimizer", "--reset-dataloader", "--reset-meters"]
     run([cli("fairseq-train"), data, *model_args(cfg),
-         "--task", "unilm_seq2seq", "--criterion", "unilm_seq2seq",
-         "--restore-file", pretrained, "--reset-optimizer", "--reset-dataloader",
-         "--reset-meters", "--max-source-positions", cfg.max_source_positions,
+         "--task", "unilm_seq2seq", "--criterion", "unilm_seq2seq", *restore,
+         "--max-source-positions", cfg.max_source_positions,
          "--max-target-positions", cfg.max_target_positions,
          "--batch-size", cfg.finetune_batch_size,
-         *schedule_args(cfg.finetune_updates, cfg.finetune_lr, 0.02, cfg.validations),
+         *schedule_args(cfg.finetune_updates, cfg.finetune_lr, cfg.finetune_warmup,
+                        cfg.validations),
          "--save-dir", fresh_dir(save_dir), "--seed", cfg.seed], log=log)
     return save_dir / "checkpoint_best.pt"
 
@@ -358,11 +400,11 @@ def generate(cfg: QuickstartConfig, data: Path, checkpoint: Path, spm_model: Pat
              results: Path, hypotheses: Path) -> Path:
     run([cli("fairseq-generate"), data, "--user-dir", USER_DIR, "--task", "unilm_seq2seq",
          "--path", checkpoint, "--gen-subset", "test", "--beam", cfg.beam, "--lenpen", cfg.lenpen,
-         "--max-len-b", cfg.max_target_positions, "--no-repeat-ngram-size", "3",
+         "--max-len-b", cfg.max_target_positions,
          "--max-source-positions", cfg.max_source_positions,
          "--max-target-positions", cfg.max_target_positions,
-         "--batch-size", "32", "--bpe", "sentencepiece", "--sentencepiece-model", spm_model,
-         "--scoring", "rouge", "--results-path", fresh_dir(results)])
+         "--batch-size", "64", "--bpe", "sentencepiece", "--sentencepiece-model", spm_model,
+         "--results-path", fresh_dir(results)])
     output = results / "generate-test.txt"
     # D-<id> lines are the sentencepiece-decoded hypotheses; ids are test line numbers.
     detok = {}
@@ -379,6 +421,35 @@ def score(hypotheses: Path, references: Path, scores: Path) -> Dict[str, float]:
     output = run([sys.executable, REPO / "scripts" / "score.py", "--hyp", hypotheses,
                   "--ref", references, "--json"], stdout_file=scores)
     return json.loads(output.strip().splitlines()[-1])
+
+
+def baseline(train_targets: Path, test_sources: Path, hypotheses: Path) -> str:
+    """The trivial system: the most frequent training answer for every test example."""
+    answers = Counter(read_lines(train_targets))
+    answer = answers.most_common(1)[0][0]
+    write_lines(hypotheses, [answer] * len(read_lines(test_sources)))
+    return answer
+
+
+def read_lines(path: Path) -> List[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+# ----------------------------------------------------------------------------- pre-training yardstick
+def unigram_entropy(data: Path, split: str = "valid") -> float:
+    """Cross-entropy in bits of the ``split`` text's tokens (specials excluded: PMLM never masks
+    them) under the unigram distribution of the training counts (``dict.txt``, add-one
+    smoothing): the loss a model reaches that predicts masked tokens without their context."""
+    import numpy as np
+    from fairseq.data import Dictionary, data_utils
+
+    dictionary = Dictionary.load(str(data / "dict.txt"))
+    counts = np.asarray(dictionary.count, dtype=np.float64)[dictionary.nspecial:] + 1.0
+    probs = counts / counts.sum()
+    text = data_utils.load_indexed_dataset(str(data / split), dictionary)
+    tokens = np.concatenate([text[i].numpy() for i in range(len(text))])
+    tokens = tokens[tokens >= dictionary.nspecial] - dictionary.nspecial
+    return float(-np.log2(probs[tokens]).mean())
 
 
 # ----------------------------------------------------------------------------- stage 8: plot
@@ -407,28 +478,80 @@ def loss_series(log: Path, names: Sequence[str]) -> Dict[str, List[Tuple[int, fl
     return series
 
 
-def plot(pretrain_log: Path, finetune_log: Path, png: Path, sidecar: Path) -> Dict:
+def plot(logs: Dict[str, Path], entropy: float, png: Path, sidecar: Path) -> Dict:
+    """Loss curves of every training run in ``logs`` (pretrain, finetune, maybe scratch), with
+    the unigram entropy and the level 1 bit below it drawn on the pre-training panel."""
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's logging set DEBUG
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = {"pretrain": loss_series(pretrain_log, ["ae_loss", "par_loss"]),
-              "finetune": loss_series(finetune_log, ["loss"])}
+    curves = {stage: loss_series(log, ["ae_loss", "par_loss"] if stage == "pretrain" else ["loss"])
+              for stage, log in logs.items()}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    titles = {"pretrain": "pre-training (PMLM)", "finetune": "fine-tuning (seq2seq)"}
-    for ax, (stage, series) in zip(axes, curves.items()):
+    for stage, series in curves.items():
+        ax = axes[0 if stage == "pretrain" else 1]
         for name, points in sorted(series.items()):
             xs, ys = zip(*points)
-            ax.plot(xs, ys, marker="o" if name.startswith("valid") else None,
-                    markersize=3, label=name)
-        ax.set(title=titles[stage], xlabel="update", ylabel="loss (as fairseq logs it)")
+            ax.plot(xs, ys, marker="o" if name.startswith("valid") else None, markersize=3,
+                    linestyle="--" if stage == "scratch" else "-",
+                    label=name if stage == "pretrain" else f"{stage} {name}")
+    axes[0].axhline(entropy, color="gray", label=f"unigram entropy of valid text {entropy:.2f}")
+    axes[0].axhline(entropy - 1, color="gray", linestyle=":", label="1 bit below it")
+    axes[0].set(title="pre-training (PMLM)")
+    axes[1].set(title="fine-tuning (read the backwards word)")
+    for ax in axes:
+        ax.set(xlabel="update", ylabel="loss in bits (as fairseq logs it)")
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(png, dpi=100)
     plt.close(fig)
-    sidecar.write_text(json.dumps(curves, indent=1), encoding="utf-8")
+    sidecar.write_text(json.dumps(dict(curves, unigram_entropy=entropy), indent=1),
+                       encoding="utf-8")
     return curves
+
+
+# ----------------------------------------------------------------------------- reports
+def pretraining_report(curves: Dict, entropy: float) -> Dict[str, float]:
+    """Print the last validation AE and PAR losses beside the unigram entropy."""
+    final = {name: curves["pretrain"][f"valid_{name}"][-1][1] for name in ("ae_loss", "par_loss")}
+    gap = {name: entropy - value for name, value in final.items()}
+    learned = min(gap.values()) >= 1.0
+    print(f"""
+pre-training, last validation, bits per predicted token:
+  AE loss {final['ae_loss']:.2f}   PAR loss {final['par_loss']:.2f}   unigram entropy {entropy:.2f} \
+(the valid text's tokens under the training counts: a model that ignores the context)
+  AE is {gap['ae_loss']:.2f} and PAR {gap['par_loss']:.2f} bits below it: """
+          + ("the model predicts masked tokens from their context" if learned else
+             "less than 1 bit, the model has not learned much beyond token frequencies; "
+             "more updates (--pretrain-updates) or a higher --pretrain-lr"), flush=True)
+    return dict(final, unigram_entropy=entropy, bits_below_unigram=min(gap.values()))
+
+
+def finetuning_report(scores: Dict[str, Dict], answer: str, text_dir: Path,
+                      hypotheses: Dict[str, Path]) -> None:
+    """Print exact match of every system side by side, then five test examples."""
+    names = {"finetune": "fine-tuned from pre-training", "scratch": "fine-tuned from random "
+             "weights", "baseline": f'baseline: always "{answer}"'}
+    n = len(read_lines(text_dir / "seq2seq" / "test.tgt"))
+    print(f"\nread the backwards word, {n} test examples (from paragraphs never seen in "
+          f"training):")
+    print(f"  {'system':<36} {'exact match':>11} {'x baseline':>10}")
+    base = scores["baseline"]["exact"]
+    for system, result in scores.items():
+        ratio = f"{result['exact'] / base:>9.1f}x" if base else f"{'-':>10}"
+        print(f"  {names[system]:<36} {result['exact']:>10.1f}% {ratio}")
+    sources = read_lines(text_dir / "seq2seq" / "test.src")
+    references = read_lines(text_dir / "seq2seq" / "test.tgt")
+    outputs = {system: read_lines(path) for system, path in hypotheses.items()}
+    print(f"\n{SHOWN_EXAMPLES} test examples:")
+    for i in range(min(SHOWN_EXAMPLES, n)):
+        print(f"  source     {sources[i]}\n  reference  {references[i]}")
+        for system, lines in outputs.items():
+            label = "hypothesis" if system == "finetune" else system
+            print(f"  {label:<10} {lines[i]}")
+        print()
 
 
 # ----------------------------------------------------------------------------- main
@@ -438,10 +561,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     out = Path(cfg.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     text_dir, spm_dir = fresh_dir(out / "text"), fresh_dir(out / "spm")
-    logs = fresh_dir(out / "logs")
+    logs, results = fresh_dir(out / "logs"), fresh_dir(out / "results")
     print(f"== quickstart: all results go to {out}", flush=True)
 
-    print("\n== 1/8 text: paragraphs, splits and XSum-style pairs", flush=True)
+    print("\n== 1/8 text: paragraphs, splits and backwards-word pairs", flush=True)
     counts = build_text(cfg, text_dir)
     print("\n== 2/8 sentencepiece: train and encode", flush=True)
     spm_model = sentencepiece(cfg, text_dir, spm_dir)
@@ -450,21 +573,37 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     print("\n== 4/8 fairseq-train --task pmlm: pre-training", flush=True)
     pretrained = pretrain(cfg, pretrain_bin, out / "checkpoints" / "pretrain",
                           logs / "pretrain.log")
-    print("\n== 5/8 fairseq-train --task unilm_seq2seq: fine-tuning", flush=True)
-    finetuned = finetune(cfg, seq2seq_bin, pretrained, out / "checkpoints" / "finetune",
-                         logs / "finetune.log")
-    print("\n== 6/8 fairseq-generate: decode the test set", flush=True)
-    hypotheses = generate(cfg, seq2seq_bin, finetuned, spm_model, out / "generate",
-                          out / "test.hyp")
-    print("\n== 7/8 score: ROUGE against the raw reference summaries", flush=True)
-    scores = score(hypotheses, text_dir / "seq2seq" / "test.tgt", out / "scores.json")
+    entropy = unigram_entropy(pretrain_bin)
+    pretraining = pretraining_report({"pretrain": loss_series(
+        logs / "pretrain.log", ["ae_loss", "par_loss"])}, entropy)
+    runs = [("finetune", pretrained)] + ([("scratch", None)] if cfg.compare_scratch else [])
+    hypotheses = {}
+    for name, init in runs:
+        print("\n== 5/8 fairseq-train --task unilm_seq2seq: fine-tuning "
+              + ("from the pre-trained checkpoint" if init else "from random weights"), flush=True)
+        checkpoint = finetune(cfg, seq2seq_bin, init, out / "checkpoints" / name,
+                              logs / f"{name}.log")
+        print(f"\n== 6/8 fairseq-generate: decode the test set ({name})", flush=True)
+        hypotheses[name] = generate(cfg, seq2seq_bin, checkpoint, spm_model,
+                                    out / "generate" / name,
+                                    out / ("test.hyp" if name == "finetune" else f"{name}.hyp"))
+    print("\n== 7/8 score: exact match (and ROUGE, BLEU) against the held-out answers",
+          flush=True)
+    answer = baseline(text_dir / "seq2seq" / "train.tgt", text_dir / "seq2seq" / "test.src",
+                      out / "baseline.hyp")
+    scores = {name: score(path, text_dir / "seq2seq" / "test.tgt", results / f"{name}.json")
+              for name, path in dict(hypotheses, baseline=out / "baseline.hyp").items()}
+    scores["baseline"]["answer"] = answer
+    (out / "scores.json").write_text(json.dumps(scores, indent=1), encoding="utf-8")
+    finetuning_report(scores, answer, text_dir, hypotheses)
     print("\n== 8/8 plot: loss curves from fairseq's json logs", flush=True)
-    curves = plot(logs / "pretrain.log", logs / "finetune.log", out / "loss_curves.png",
-                  out / "loss_curves.json")
+    curves = plot({stage: logs / f"{stage}.log" for stage in ["pretrain", *hypotheses]}, entropy,
+                  out / "loss_curves.png", out / "loss_curves.json")
 
     summary = {
         "minutes": round((time.time() - start) / 60, 2),
         "data": counts,
+        "pretraining": pretraining,
         "final": {stage: {name: points[-1][1] for name, points in series.items()}
                   for stage, series in curves.items()},
         "scores": scores,
@@ -475,10 +614,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
 sentencepiece model    {spm_model}
 binarized data         {pretrain_bin}  {seq2seq_bin}
 pre-trained checkpoint {pretrained}
-fine-tuned checkpoint  {finetuned}
-hypotheses             {hypotheses}  (fairseq output: {out / 'generate' / 'generate-test.txt'})
+fine-tuned checkpoint  {out / 'checkpoints' / 'finetune' / 'checkpoint_best.pt'}
+hypotheses             {hypotheses['finetune']}  (fairseq output: {out / 'generate' / 'finetune' / 'generate-test.txt'})
 references             {text_dir / 'seq2seq' / 'test.tgt'}
-scores (JSON)          {out / 'scores.json'}: {json.dumps(scores)}
+scores (JSON)          {out / 'scores.json'}
 loss curves            {out / 'loss_curves.png'}  (series: {out / 'loss_curves.json'})
 logs                   {logs}
 summary                {out / 'summary.json'}""", flush=True)

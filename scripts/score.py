@@ -4,8 +4,9 @@
     python scripts/score.py --hyp hyps.txt --ref refs.txt [--json]
     python scripts/score.py --cnndm --hyp hyps.txt --ref test.target [--trunc-len 60]
 
-Prints ROUGE-1/2/L F1 (rouge-score, stemming on) and BLEU-4 (sacrebleu) as percentages; with
-``--json``, one JSON object with the keys rouge1, rouge2, rougeL, bleu. The figures come from
+Prints ROUGE-1/2/L F1 (rouge-score, stemming on), BLEU-4 (sacrebleu) and exact match (lines
+equal to their reference) as percentages; with ``--json``, one JSON object with the keys
+rouge1, rouge2, rougeL, bleu, exact. The figures come from
 ``fairseq_unilmv2.scoring.rouge``, the module behind ``fairseq-generate --scoring rouge``.
 
 ``--cnndm`` scores as s2s-ft's ``evaluations/eval_for_cnndm.py``
@@ -29,7 +30,7 @@ def read_lines(path: str):
         return [line.rstrip("\n") for line in f]
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hyp", required=True, help="hypotheses, one example a line")
     parser.add_argument("--ref", required=True, help="references, one example a line, aligned")
@@ -46,6 +47,15 @@ def main(argv=None):
                         help="with --cnndm: drop a hypothesis sentence when more than this "
                              "share of its words appeared before (s2s-ft's --duplicate_rate; "
                              "0 or 1 keeps all)")
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     hyps, refs = read_lines(args.hyp), read_lines(args.ref)
     if len(hyps) != len(refs):
@@ -65,7 +75,8 @@ def main(argv=None):
               "s2s-ft CNN/DailyMail post-processing)")
     else:
         print(f"ROUGE-1 {scores['rouge1']:.2f}  ROUGE-2 {scores['rouge2']:.2f}  "
-              f"ROUGE-L {scores['rougeL']:.2f}  BLEU-4 {scores['bleu']:.2f}  ({len(hyps)} lines)")
+              f"ROUGE-L {scores['rougeL']:.2f}  BLEU-4 {scores['bleu']:.2f}  "
+              f"exact {scores['exact']:.2f}  ({len(hyps)} lines)")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,10 @@ echo "== fairseq runtime requirements"
     scikit-learn packaging
 
 echo "== plugin, tokenizers, scoring and test tools"
-"${PIP[@]}" sentencepiece sacremoses rouge-score matplotlib safetensors \
+# No Moses tokenizer (sacremoses): every pipeline here hands raw text to a subword tokenizer
+# that splits punctuation itself (sentencepiece, or WordPiece through --bpe bert), so fairseq's
+# --tokenizer moses would only serve word-level vocabularies, which nothing here uses.
+"${PIP[@]}" sentencepiece rouge-score matplotlib safetensors \
     "transformers>=4.40" pytest pytest-timeout hypothesis
 "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
 

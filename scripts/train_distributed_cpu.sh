@@ -20,7 +20,10 @@
 # OMP_NUM_THREADS (default 1 per process, so N processes do not fight over the cores).
 set -euo pipefail
 
-usage() { sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+# The header above, up to the first line that is not a comment: --help prints all of it to
+# stdout (status 0); a usage error prints its first paragraphs to stderr (status 2).
+header() { sed -n '2,/^[^#]/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
+usage() { header | sed -n '1,/^Everything after/p' | sed '$d' >&2; exit 2; }
 
 NPROC=2
 PORT=""
@@ -29,7 +32,7 @@ while [ $# -gt 0 ]; do
         -n|--nproc) NPROC="$2"; shift 2 ;;
         -p|--port) PORT="$2"; shift 2 ;;
         --) shift; break ;;
-        -h|--help) usage ;;
+        -h|--help) header; exit 0 ;;
         *) echo "train_distributed_cpu.sh: unknown option '$1' (fairseq-train arguments go after --)" >&2
            usage ;;
     esac

@@ -13,6 +13,7 @@ vocabularies), so ``fairseq-generate`` / ``fairseq-interactive`` with those flag
 detokenized text directly.
 """
 import argparse
+import os
 import sys
 
 from fairseq.data.encoders.hf_bert_bpe import BertBPE, BertBPEConfig
@@ -31,7 +32,8 @@ def parse_args(argv=None):
     case.add_argument("--uncased", dest="cased", action="store_false",
                       help="lowercase and strip accents (default: detected from the vocabulary)")
     parser.add_argument("--input", default="-", help="input file (default: stdin)")
-    parser.add_argument("--output", default="-", help="output file (default: stdout)")
+    parser.add_argument("--output", default="-",
+                        help="output file, its folder created if missing (default: stdout)")
     return parser.parse_args(argv)
 
 
@@ -50,6 +52,8 @@ def main(argv=None) -> int:
         return 2
     convert = tokenizer.encode if args.command == "encode" else tokenizer.decode
     source = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")
+    if args.output != "-":
+        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     sink = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
     with source, sink:
         for line in source:

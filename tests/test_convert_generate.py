@@ -56,6 +56,7 @@ def test_fairseq_train_restores_the_converted_checkpoint(converted, tmp_path):
     s2s-ft's weight decay groups (``--optimizer adam_no_decay_bias_ln``)."""
     model_dir, log, _, data_bin = converted
     flags = re.search(r"fairseq-train flags for this model: (.*)$", log, flags=re.M).group(1)
+    assert (model_dir / "model_flags.txt").read_text().strip() == flags
     proc = run_fairseq("fairseq-train", [
         data_bin, "--user-dir", USER_DIR, "--task", "unilm_seq2seq", "--criterion",
         "unilm_seq2seq", *flags.split(), "--max-source-positions", "40",
@@ -68,3 +69,38 @@ def test_fairseq_train_restores_the_converted_checkpoint(converted, tmp_path):
     assert re.search(r"weight decay 0.01 on [\d,]+ values \(matrices, embeddings\), none on "
                      r"[\d,]+ \(biases, LayerNorm weights, relative position bias\)",
                      proc.stdout + proc.stderr)
+
+
+def test_generate_fits_unset_budgets_to_a_small_position_table(converted):
+    """The converted model has 64 positions, fewer than the default 464 + 48: budgets left
+    unset are fitted to the table (and logged), budgets set too large are an error naming the
+    flags to set."""
+    model_dir, _, _, data_bin = converted
+    common = [data_bin, "--user-dir", USER_DIR, "--task", "unilm_seq2seq",
+              "--path", model_dir / "model.pt", "--gen-subset", "test", "--batch-size", "2",
+              "--beam", "2", "--max-len-b", "6"]
+
+    proc = run_fairseq("fairseq-generate", common)
+    assert "the model has 64 positions: --max-source-positions 48, --max-target-positions 16" \
+        in proc.stdout + proc.stderr
+    assert sorted(map(int, re.findall(r"^H-(\d+)\t", proc.stdout, flags=re.M))) == [0, 1, 2]
+
+    proc = run_fairseq("fairseq-generate", [*common, "--max-source-positions", "56"])
+    assert "--max-source-positions 56, --max-target-positions 8" in proc.stdout + proc.stderr
+
+    proc = run_fairseq("fairseq-generate", [*common, "--max-source-positions", "60",
+                                            "--max-target-positions", "16"], check=False)
+    assert proc.returncode != 0
+    assert ("--max-source-positions 60 + --max-target-positions 16 = 76 do not fit the model's "
+            "64 learned positions") in proc.stdout + proc.stderr
+    assert "e.g. 48 and 16" in proc.stdout + proc.stderr
+
+
+def test_fitted_positions_keep_what_is_given():
+    from fairseq_unilmv2.tasks.unilm_seq2seq import fitted_positions
+    assert fitted_positions(512) == (464, 48)
+    assert fitted_positions(768) == (464, 48)
+    assert fitted_positions(128) == (96, 32)
+    assert fitted_positions(128, source=100) == (100, 28)
+    assert fitted_positions(128, target=20) == (108, 20)
+    assert fitted_positions(128, 200, 48) == (200, 48)  # both given: kept (build_model refuses)

@@ -57,9 +57,10 @@ def test_score_script_json_matches_direct_computation(tmp_path):
     proc = run_score_script("--hyp", hyp, "--ref", ref, "--json")
     assert proc.returncode == 0, proc.stderr
     scores = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert set(scores) == {"rouge1", "rouge2", "rougeL", "bleu"}
+    assert set(scores) == {"rouge1", "rouge2", "rougeL", "bleu", "exact"}
     expected = direct_rouge(HYPOTHESES, REFERENCES)
     expected["bleu"] = sacrebleu.corpus_bleu(HYPOTHESES, [REFERENCES]).score
+    expected["exact"] = 100.0 * sum(h == r for h, r in zip(HYPOTHESES, REFERENCES)) / len(REFERENCES)
     assert scores == pytest.approx(expected, abs=1e-3)
 
     text = run_score_script("--hyp", hyp, "--ref", ref)
@@ -81,3 +82,10 @@ def test_real_questions_score_identically():
     for hyp, ref in zip(hyps, refs):
         scorer.add_string(ref, hyp)
     assert scorer.scores() == pytest.approx(direct_rouge(hyps, refs), abs=1e-9)
+
+
+def test_exact_match_counts_lines_equal_to_their_reference():
+    from fairseq_unilmv2.scoring.rouge import exact_match
+    assert exact_match(["value", " True ", "theses", ""], ["value", "True", "themselves", "x"]) \
+        == pytest.approx(50.0)
+    assert exact_match([], []) == 0.0

@@ -128,6 +128,21 @@ def test_interactive_and_hub_interface(trained):
     assert hub.sample(sources[0], beam=2) == test[0][1]
 
 
+@pytest.mark.parametrize("cli", ["fairseq-generate", "fairseq-interactive"])
+def test_without_task_the_error_names_the_missing_flag(trained, cli):
+    """Without --task, fairseq loads the checkpoint into its translation task (no <mask> in the
+    dictionary): the error says so instead of comparing vocabulary sizes."""
+    data_bin, checkpoint, test = trained
+    extra = ["--gen-subset", "test"] if cli == "fairseq-generate" else []
+    proc = fairseq(cli, [data_bin, "--user-dir", USER_DIR, "--path", checkpoint, *extra],
+                   check=False, input_text=test[0][0] + "\n")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "this is a unilm_v2 model" in output and "--task unilm_seq2seq is missing" in output
+    assert "the task is 'translation'" in output
+    assert "vocabulary has" not in output
+
+
 def test_score_reference_agrees_with_beam_search(trained):
     """fairseq-generate --score-reference scores every reference; where beam search found the
     reference itself, both report the same score (length-normalized, lenpen 1)."""

@@ -8,7 +8,8 @@ from fairseq.data import Dictionary, ListDataset
 
 from fairseq_unilmv2.data.layout import PSEUDO, attention_mask
 from fairseq_unilmv2.data.seq2seq_dataset import Seq2SeqDataset, Seq2SeqInferenceDataset
-from fairseq_unilmv2.tasks.unilm_seq2seq import UniLMSeq2SeqConfig, check_probabilities
+from fairseq_unilmv2.tasks.unilm_seq2seq import (DEFAULT_SOURCE_POSITIONS, DEFAULT_TARGET_POSITIONS,
+                                                 UniLMSeq2SeqConfig, check_probabilities)
 
 
 def make_dictionary():
@@ -23,7 +24,9 @@ def make_dataset(pairs, **cfg_overrides):
     d, mask_idx = make_dictionary()
     src = [d.encode_line(s, add_if_not_exist=False).long() for s, _ in pairs]
     tgt = [d.encode_line(t, add_if_not_exist=False).long() for _, t in pairs]
-    cfg = UniLMSeq2SeqConfig(**cfg_overrides)
+    # The task fills unset budgets (their defaults, or what fits the model); here, the defaults.
+    cfg = UniLMSeq2SeqConfig(**{"max_source_positions": DEFAULT_SOURCE_POSITIONS,
+                                "max_target_positions": DEFAULT_TARGET_POSITIONS, **cfg_overrides})
     dataset = Seq2SeqDataset("test", ListDataset(src, np.array([len(s) for s in src])),
                              ListDataset(tgt, np.array([len(t) for t in tgt])), d, mask_idx, cfg,
                              seed=1, shuffle=False)

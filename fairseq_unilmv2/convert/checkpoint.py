@@ -9,7 +9,9 @@
   load;
 - ``dict.txt``: the fairseq dictionary (binarize with ``fairseq-preprocess --srcdict``);
 - ``vocab.txt``: a copy of the WordPiece vocabulary (``--bpe bert --bpe-vocab-file``,
-  ``scripts/wordpiece.py``).
+  ``scripts/wordpiece.py``);
+- ``model_flags.txt``: the ``fairseq-train`` flags that rebuild this model (also logged), for
+  ``fairseq-train ... $(cat DIR/model_flags.txt) --restore-file DIR/model.pt``.
 """
 import json
 import logging
@@ -26,6 +28,7 @@ from omegaconf import OmegaConf
 
 from ..models.unilm_v2 import UniLMv2Config, UniLMv2Model
 from ..modules.transformer import UniLMv2Transformer
+from ..tasks.unilm_seq2seq import fitted_positions
 from . import layouts
 from .errors import ConversionError
 from .vocab import load_task_dictionary, read_wordpiece_vocab, wordpiece_rows, write_fairseq_dict
@@ -159,19 +162,18 @@ def _fit_task_cfg(task_cfg, model_cfg: UniLMv2Config, data_dir: Path) -> None:
     """Make the stored task loadable from ``data_dir`` alone (``from_pretrained(DIR)``).
 
     A language-pair task (``unilm_seq2seq``) reads ``dict.{src,tgt}.txt``: both are written as
-    copies of ``dict.txt`` and the pair is fixed to src/tgt. Its default source + target budget
-    is shrunk when the position table is smaller (tiny models); users set both on the command
-    line of fairseq-train / fairseq-generate anyway.
+    copies of ``dict.txt`` and the pair is fixed to src/tgt. Its source + target budgets are
+    the defaults, or what fits a smaller position table (tiny models), as fairseq-generate
+    fits them when the flags are left out.
     """
     if hasattr(task_cfg, "source_lang") and hasattr(task_cfg, "target_lang"):
         task_cfg.source_lang, task_cfg.target_lang = "src", "tgt"
         for lang in ("src", "tgt"):
             shutil.copyfile(data_dir / "dict.txt", data_dir / f"dict.{lang}.txt")
     if hasattr(task_cfg, "max_source_positions") and hasattr(task_cfg, "max_target_positions"):
-        budget = model_cfg.max_positions
-        if task_cfg.max_source_positions + task_cfg.max_target_positions > budget:
-            task_cfg.max_target_positions = min(task_cfg.max_target_positions, budget // 4)
-            task_cfg.max_source_positions = budget - task_cfg.max_target_positions
+        task_cfg.max_source_positions, task_cfg.max_target_positions = fitted_positions(
+            model_cfg.max_positions, task_cfg.max_source_positions,
+            task_cfg.max_target_positions)
 
 
 def model_flags(cfg: UniLMv2Config) -> List[str]:
@@ -235,8 +237,11 @@ def convert_checkpoint(checkpoint: PathLike, config: PathLike, vocab: PathLike,
     model.load_state_dict(mapped, strict=True)
     path = out_dir / "model.pt"
     save_fairseq_checkpoint(model, cfg, path)
-    logger.info(f"wrote {path}, {out_dir / 'dict.txt'}, {out_dir / 'vocab.txt'}")
-    logger.info("fairseq-train flags for this model: " + " ".join(model_flags(model_cfg)))
+    flags = " ".join(model_flags(model_cfg))
+    (out_dir / "model_flags.txt").write_text(flags + "\n", encoding="utf-8")
+    logger.info(f"wrote {path}, {out_dir / 'dict.txt'}, {out_dir / 'vocab.txt'}, "
+                f"{out_dir / 'model_flags.txt'}")
+    logger.info("fairseq-train flags for this model: " + flags)
     return ConversionResult(model, dictionary, layout, path)
 
 

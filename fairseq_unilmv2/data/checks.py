@@ -36,6 +36,23 @@ def mask_index(dictionary, where: str) -> int:
     return dictionary.indices[MASK_SYMBOL]
 
 
+def check_task_fits_model(task) -> None:
+    """A ``unilm_v2`` model needs a task whose dictionary holds ``<mask>`` (``unilm_seq2seq``,
+    ``pmlm``, ``sentence_prediction``). fairseq-generate and fairseq-interactive without
+    ``--task`` load a checkpoint into fairseq's ``translation`` task, whose dictionary lacks it,
+    and would then fail on a vocabulary one entry short of the checkpoint's."""
+    dictionary = task.source_dictionary
+    if dictionary is None or MASK_SYMBOL in dictionary.indices:
+        return
+    name = getattr(getattr(task, "cfg", None), "_name", None) or type(task).__name__
+    raise ValueError(
+        f"this is a unilm_v2 model (a checkpoint of --arch unilm_v2_base/_large), but the task "
+        f"is '{name}', whose dictionary has no {MASK_SYMBOL}: --task unilm_seq2seq is missing "
+        f"(fairseq-generate and fairseq-interactive use fairseq's 'translation' task when "
+        f"--task is left out). Add --task unilm_seq2seq to generate, or use --task pmlm / "
+        f"sentence_prediction for pre-training / classification")
+
+
 def check_text_lines(line_sizes: np.ndarray, split_path: str, break_mode: str,
                      block_tokens: int, tokens_per_sample: int) -> None:
     """Monolingual pre-training text: some text, no line that would become an empty example,

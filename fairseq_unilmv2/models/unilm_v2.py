@@ -23,7 +23,7 @@ from fairseq.models.roberta.model import RobertaClassificationHead
 from fairseq.utils import safe_getattr
 from torch import nn
 
-from ..data.checks import check_checkpoint_matches, mask_index
+from ..data.checks import check_checkpoint_matches, check_task_fits_model, mask_index
 from ..data.layout import CONTEXT, ORIGINAL, PADDING, PSEUDO, may_attend
 from ..modules.attention import BACKENDS
 from ..modules.transformer import UniLMv2Transformer
@@ -112,6 +112,7 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
 
     @classmethod
     def build_model(cls, cfg, task):
+        check_task_fits_model(task)
         base_architecture(cfg)
         dictionary = task.source_dictionary
         transformer = UniLMv2Transformer(cfg, len(dictionary), dictionary.pad())

@@ -1,4 +1,4 @@
-"""ROUGE-1/2/L F1 (rouge-score, Porter stemming) and BLEU-4 (sacrebleu), as percentages.
+"""ROUGE-1/2/L F1 (rouge-score, Porter stemming), BLEU-4 (sacrebleu) and exact match, as percentages.
 
 One module computes the figures; ``--scoring rouge`` in ``fairseq-generate`` and
 ``scripts/score.py`` both call :func:`rouge_f1` / :func:`corpus_scores`.
@@ -41,11 +41,20 @@ def bleu4(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score)
 
 
+def exact_match(hypotheses: Sequence[str], references: Sequence[str]) -> float:
+    """Percentage of hypotheses equal to their reference (surrounding spaces ignored)."""
+    if not hypotheses:
+        return 0.0
+    same = sum(h.strip() == r.strip() for h, r in zip(hypotheses, references))
+    return 100.0 * same / len(hypotheses)
+
+
 def corpus_scores(hypotheses: Sequence[str], references: Sequence[str],
                   use_stemmer: bool = True) -> Dict[str, float]:
-    """``{"rouge1", "rouge2", "rougeL", "bleu"}`` in percent."""
+    """``{"rouge1", "rouge2", "rougeL", "bleu", "exact"}`` in percent."""
     scores = rouge_f1(hypotheses, references, use_stemmer)
     scores["bleu"] = bleu4(hypotheses, references)
+    scores["exact"] = exact_match(hypotheses, references)
     return scores
 
 

@@ -13,7 +13,7 @@ incrementally.
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from fairseq import utils
@@ -30,6 +30,28 @@ from ..generation import ExemptNGramRepeatBlock, S2SFtBeamSearch, parse_exempt_w
 logger = logging.getLogger(__name__)
 
 
+# The source / target budgets of the paper's question generation setting (SPEC 4), which a
+# 512-position table holds; unset budgets take these, or what fits a smaller table.
+DEFAULT_SOURCE_POSITIONS, DEFAULT_TARGET_POSITIONS = 464, 48
+
+
+def fitted_positions(table: int, source: Optional[int] = None,
+                     target: Optional[int] = None) -> Tuple[int, int]:
+    """(source, target) budgets for a model of ``table`` positions: a budget given is kept, an
+    unset one takes its default, shrunk to what the table leaves (an unset target budget takes
+    at most a quarter of a table smaller than both defaults)."""
+    if source is None and target is None:
+        if DEFAULT_SOURCE_POSITIONS + DEFAULT_TARGET_POSITIONS <= table:
+            return DEFAULT_SOURCE_POSITIONS, DEFAULT_TARGET_POSITIONS
+        target = min(DEFAULT_TARGET_POSITIONS, table // 4)
+        return table - target, target
+    if source is None:
+        return min(DEFAULT_SOURCE_POSITIONS, table - target), target
+    if target is None:
+        return source, min(DEFAULT_TARGET_POSITIONS, table - source)
+    return source, target
+
+
 @dataclass
 class UniLMSeq2SeqConfig(FairseqDataclass):
     data: str = field(default="", metadata={"help": "directory of fairseq-preprocess output "
@@ -38,12 +60,14 @@ class UniLMSeq2SeqConfig(FairseqDataclass):
         "help": "source language suffix (-s of fairseq-preprocess); inferred if omitted"})
     target_lang: Optional[str] = field(default=None, metadata={
         "help": "target language suffix (-t of fairseq-preprocess); inferred if omitted"})
-    max_source_positions: int = field(default=464, metadata={
-        "help": "source budget in tokens, [CLS] and [SEP] included; longer sources are "
-                "truncated (never dropped)"})
-    max_target_positions: int = field(default=48, metadata={
-        "help": "target budget in tokens, the final [SEP] included; longer targets are "
-                "truncated in training"})
+    max_source_positions: Optional[int] = field(default=None, metadata={
+        "help": f"source budget in tokens, [CLS] and [SEP] included; longer sources are "
+                f"truncated (never dropped) [default: {DEFAULT_SOURCE_POSITIONS}, or what fits "
+                f"the model's position table with the target budget]"})
+    max_target_positions: Optional[int] = field(default=None, metadata={
+        "help": f"target budget in tokens, the final [SEP] included; longer targets are "
+                f"truncated in training [default: {DEFAULT_TARGET_POSITIONS}, or what a smaller "
+                f"position table leaves]"})
     target_mask_prob: float = field(default=0.5, metadata={
         "help": "probability that a teacher-forced target token is replaced by its corrupted "
                 "pseudo token (0.4-0.5 for XSum, 0.7-0.8 for CNN/DM)"})
@@ -84,6 +108,13 @@ class UniLMSeq2SeqTask(FairseqTask):
     def __init__(self, cfg: UniLMSeq2SeqConfig, dictionary: Dictionary):
         super().__init__(cfg)
         check_probabilities(cfg)
+        # Budgets left unset are fitted to the model's position table in build_model; until
+        # then (and for datasets built without a model) they hold the defaults.
+        self.positions_given = (cfg.max_source_positions, cfg.max_target_positions)
+        if cfg.max_source_positions is None:
+            cfg.max_source_positions = DEFAULT_SOURCE_POSITIONS
+        if cfg.max_target_positions is None:
+            cfg.max_target_positions = DEFAULT_TARGET_POSITIONS
         self.dictionary = dictionary
         # The pseudo tokens' symbol, appended as masked_lm does.
         self.mask_idx = dictionary.add_symbol("<mask>")
@@ -134,14 +165,29 @@ class UniLMSeq2SeqTask(FairseqTask):
 
     def build_model(self, cfg, from_checkpoint=False):
         model = super().build_model(cfg, from_checkpoint)
-        needed = self.cfg.max_source_positions + self.cfg.max_target_positions
-        if needed > model.max_positions():
-            raise ValueError(
-                f"--max-source-positions {self.cfg.max_source_positions} + --max-target-positions "
-                f"{self.cfg.max_target_positions} = {needed} exceeds the model's "
-                f"{model.max_positions()} learned positions: lower one of them (or extend the "
-                "position table of the checkpoint)")
+        self.fit_positions(model.max_positions())
         return model
+
+    def fit_positions(self, table: int) -> None:
+        """Set the source and target budgets for a model of ``table`` positions: the unset ones
+        take their defaults or what fits (logged); budgets that cannot fit are an error that
+        says which flag to set."""
+        given_source, given_target = self.positions_given
+        source, target = fitted_positions(table, given_source, given_target)
+        if source + target > table or source < 3 or target < 2:
+            shown = [f"--max-source-positions {source}" + ("" if given_source else " (fitted)"),
+                     f"--max-target-positions {target}" + ("" if given_target else " (fitted)")]
+            raise ValueError(
+                f"{shown[0]} + {shown[1]} = {source + target} do not fit the model's {table} "
+                f"learned positions (source >= 3 and target >= 2 tokens): set "
+                f"--max-source-positions and --max-target-positions to budgets that sum to at "
+                f"most {table} (e.g. {fitted_positions(table)[0]} and "
+                f"{fitted_positions(table)[1]}), or extend the checkpoint's position table "
+                f"(scripts/convert_checkpoint.py --max-positions)")
+        if (source, target) != (self.cfg.max_source_positions, self.cfg.max_target_positions):
+            logger.info(f"the model has {table} positions: --max-source-positions {source}, "
+                        f"--max-target-positions {target} (set both flags to choose others)")
+        self.cfg.max_source_positions, self.cfg.max_target_positions = source, target
 
     def generation_room(self, models) -> int:
         """Target tokens (final [SEP] included) that fit after the longest allowed source."""
