@@ -26,9 +26,9 @@ from fairseq.data import Dictionary
 from fairseq.dataclass.configs import FairseqConfig
 from omegaconf import OmegaConf
 
+from ..data.checks import fitted_positions
 from ..models.unilm_v2 import UniLMv2Config, UniLMv2Model
 from ..modules.transformer import UniLMv2Transformer
-from ..tasks.unilm_seq2seq import fitted_positions
 from . import layouts
 from .errors import ConversionError
 from .vocab import load_task_dictionary, read_wordpiece_vocab, wordpiece_rows, write_fairseq_dict

@@ -8,7 +8,7 @@ Line numbers are 1-based and refer to the text given to ``fairseq-preprocess``, 
 binarized entry per input line, empty lines included.
 """
 import os
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -175,3 +175,24 @@ def _architecture_difference(state_dict, model_state, embed: str, ckpt_layers: s
     if missing and ckpt_layers == model_layers:
         parts.append(f"missing from the checkpoint: {', '.join(missing[:3])}")
     return "; ".join(parts)
+
+
+# The seq2seq task's default budgets (SPEC 4), and how they shrink for a smaller position table.
+DEFAULT_SOURCE_POSITIONS, DEFAULT_TARGET_POSITIONS = 464, 48
+
+
+def fitted_positions(table: int, source: Optional[int] = None,
+                     target: Optional[int] = None) -> Tuple[int, int]:
+    """(source, target) budgets for a model of ``table`` positions: a budget given is kept, an
+    unset one takes its default, shrunk to what the table leaves (an unset target budget takes
+    at most a quarter of a table smaller than both defaults)."""
+    if source is None and target is None:
+        if DEFAULT_SOURCE_POSITIONS + DEFAULT_TARGET_POSITIONS <= table:
+            return DEFAULT_SOURCE_POSITIONS, DEFAULT_TARGET_POSITIONS
+        target = min(DEFAULT_TARGET_POSITIONS, table // 4)
+        return table - target, target
+    if source is None:
+        return min(DEFAULT_SOURCE_POSITIONS, table - target), target
+    if target is None:
+        return source, min(DEFAULT_TARGET_POSITIONS, table - source)
+    return source, target

@@ -13,7 +13,7 @@ incrementally.
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 from fairseq import utils
@@ -23,7 +23,8 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II
 
-from ..data.checks import check_parallel_data
+from ..data.checks import (DEFAULT_SOURCE_POSITIONS, DEFAULT_TARGET_POSITIONS,
+                           check_parallel_data, fitted_positions)
 from ..data.seq2seq_dataset import Seq2SeqDataset, Seq2SeqInferenceDataset
 from ..generation import ExemptNGramRepeatBlock, S2SFtBeamSearch, parse_exempt_words
 
@@ -32,26 +33,6 @@ logger = logging.getLogger(__name__)
 
 # The source / target budgets of the paper's question generation setting (SPEC 4), which a
 # 512-position table holds; unset budgets take these, or what fits a smaller table.
-DEFAULT_SOURCE_POSITIONS, DEFAULT_TARGET_POSITIONS = 464, 48
-
-
-def fitted_positions(table: int, source: Optional[int] = None,
-                     target: Optional[int] = None) -> Tuple[int, int]:
-    """(source, target) budgets for a model of ``table`` positions: a budget given is kept, an
-    unset one takes its default, shrunk to what the table leaves (an unset target budget takes
-    at most a quarter of a table smaller than both defaults)."""
-    if source is None and target is None:
-        if DEFAULT_SOURCE_POSITIONS + DEFAULT_TARGET_POSITIONS <= table:
-            return DEFAULT_SOURCE_POSITIONS, DEFAULT_TARGET_POSITIONS
-        target = min(DEFAULT_TARGET_POSITIONS, table // 4)
-        return table - target, target
-    if source is None:
-        return min(DEFAULT_SOURCE_POSITIONS, table - target), target
-    if target is None:
-        return source, min(DEFAULT_TARGET_POSITIONS, table - source)
-    return source, target
-
-
 @dataclass
 class UniLMSeq2SeqConfig(FairseqDataclass):
     data: str = field(default="", metadata={"help": "directory of fairseq-preprocess output "
