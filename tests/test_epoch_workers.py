@@ -101,7 +101,8 @@ def seq2seq_dataset(n_pairs=48):
     tgt = [line(int(n)) for n in rng.integers(3, 8, size=n_pairs)]
     return Seq2SeqDataset("train", ListDataset(src, np.array([len(s) for s in src])),
                           ListDataset(tgt, np.array([len(t) for t in tgt])), dictionary,
-                          mask_idx, UniLMSeq2SeqConfig(), seed=1)
+                          mask_idx, UniLMSeq2SeqConfig(max_source_positions=16,
+                                                         max_target_positions=8), seed=1)
 
 
 def test_a_reused_iterator_gives_its_workers_each_epoch():

@@ -113,6 +113,11 @@ class Seq2SeqDataset(FairseqDataset):
         self.epoch = 1
         self.shuffle = shuffle
         self.source_type_id, self.target_type_id = source_type_id, target_type_id
+        if cfg.max_source_positions is None or cfg.max_target_positions is None:
+            # The task fills unset budgets from the model's position table before loading data.
+            raise ValueError(f"{name}: the source and target budgets are unset: set "
+                             "--max-source-positions and --max-target-positions (the "
+                             "unilm_seq2seq task fits unset ones to the model)")
         # +1: the [bos] that the source gains; binarized lines already end with eos.
         self.src_sizes = np.minimum(np.asarray(src.sizes) + 1, cfg.max_source_positions)
         self.tgt_sizes = np.minimum(np.asarray(tgt.sizes), cfg.max_target_positions)
