@@ -17,6 +17,7 @@ demo: setup
 bench: setup
 	$(PYTHON) benchmarks/pretrain_step.py
 	$(PYTHON) benchmarks/decode.py
+	$(PYTHON) benchmarks/data_throughput.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache
