@@ -24,19 +24,17 @@ import os
 import statistics
 import sys
 import time
-from types import SimpleNamespace
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from fairseq.data import Dictionary, ListDataset, data_utils, iterators  # noqa: E402
+from fairseq.data import iterators  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from fairseq_unilmv2.data.pmlm_dataset import SPECIALS_PER_EXAMPLE, PMLMDataset  # noqa: E402
-from fairseq_unilmv2.data.seq2seq_dataset import Seq2SeqDataset  # noqa: E402
+from synthetic import dictionary, pmlm_dataset, seq2seq_dataset  # noqa: E402
 
-VOCAB = 30000
+VOCAB = 30005  # 30,000 words, fairseq's 4 specials and <mask>
 
 
 def parse_args():
@@ -51,37 +49,6 @@ def parse_args():
                         help="data-loader workers of the iterator measurement (0: main process)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure (median)")
     return parser.parse_args()
-
-
-def dictionary() -> Dictionary:
-    d = Dictionary()
-    for i in range(VOCAB):
-        d.add_symbol(f"w{i}")
-    d.add_symbol("<mask>")
-    return d
-
-
-def token_lines(d: Dictionary, count: int, length: int, rng) -> ListDataset:
-    """``count`` lines of ``length`` ordinary ids, each ending with eos as binarized lines do."""
-    lines = [torch.from_numpy(np.append(rng.integers(d.nspecial, VOCAB, size=length - 1),
-                                        d.eos()).astype(np.int64)) for _ in range(count)]
-    return ListDataset(lines, np.full(count, length))
-
-
-def pmlm_dataset(d: Dictionary, args, rng) -> PMLMDataset:
-    text = args.text_len - SPECIALS_PER_EXAMPLE
-    blocks = token_lines(d, args.examples, text + 1, rng)  # + eos, which the dataset drops
-    return PMLMDataset(blocks, np.full(args.examples, text), d, d.index("<mask>"), seed=1)
-
-
-def seq2seq_dataset(d: Dictionary, args, rng) -> Seq2SeqDataset:
-    cfg = SimpleNamespace(max_source_positions=args.source_len,
-                          max_target_positions=args.target_len, target_mask_prob=0.5,
-                          pseudo_mask_prob=0.8, pseudo_random_prob=0.1, pseudo_keep_prob=0.1)
-    # Binarized sources lack the [bos] the dataset adds.
-    src = token_lines(d, args.examples, args.source_len - 1, rng)
-    tgt = token_lines(d, args.examples, args.target_len, rng)
-    return Seq2SeqDataset("bench", src, tgt, d, d.index("<mask>"), cfg)
 
 
 def rate(run, count: int, repeats: int, clock=time.process_time) -> float:
@@ -121,7 +88,7 @@ def measure(dataset, args) -> dict:
         # epoch: workers start, deliver the epoch and stop (compat fix 9).
         epoch_itr = iterators.EpochBatchIterator(
             dataset, collate_fn=dataset.collater, batch_sampler=batches, seed=1,
-            num_workers=args.workers, epoch=1, persistent_workers=False)
+            num_workers=args.workers, epoch=1)
         for _ in epoch_itr.next_epoch_itr(shuffle=False):
             pass
 
@@ -140,10 +107,11 @@ def main():
     args = parse_args()
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
-    d = dictionary()
+    d = dictionary(VOCAB)
     results = {
-        "pmlm": measure(pmlm_dataset(d, args, rng), args),
-        "seq2seq": measure(seq2seq_dataset(d, args, rng), args),
+        "pmlm": measure(pmlm_dataset(d, args.examples, args.text_len, rng), args),
+        "seq2seq": measure(seq2seq_dataset(d, args.examples, args.source_len, args.target_len,
+                                           rng), args),
     }
     print(f"examples/s per CPU-second, one thread, batches of {args.batch_size} (medians of "
           f"{args.repeats}); iterator: wall clock, {args.workers} workers")

@@ -32,12 +32,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from fairseq.data import Dictionary, ListDataset  # noqa: E402
-
 import fairseq_unilmv2  # noqa: E402,F401  (compat fixes, registrations)
 from fairseq_unilmv2.data.layout import PSEUDO  # noqa: E402
-from fairseq_unilmv2.data.pmlm_dataset import SPECIALS_PER_EXAMPLE, PMLMDataset  # noqa: E402
-from fairseq_unilmv2.data.seq2seq_dataset import Seq2SeqDataset  # noqa: E402
+from synthetic import dictionary, pmlm_dataset, seq2seq_dataset  # noqa: E402
 from fairseq_unilmv2.models.unilm_v2 import UniLMv2Config, UniLMv2Model  # noqa: E402
 from fairseq_unilmv2.modules import transformer as transformer_module  # noqa: E402
 
@@ -64,28 +61,14 @@ def parse_args():
     return parser.parse_args()
 
 
-def dictionary(vocab: int) -> Dictionary:
-    d = Dictionary()
-    for i in range(vocab - len(d) - 1):
-        d.add_symbol(f"w{i}")
-    d.add_symbol("<mask>")
-    return d
+def first_batches(dataset, batch_size: int, count: int = 4):
+    """The collated first ``count`` batches of ``batch_size`` examples."""
+    return [dataset.collater([dataset[i] for i in range(b * batch_size, (b + 1) * batch_size)])
+            for b in range(count)]
 
 
-def lines(d: Dictionary, count: int, length: int, rng) -> ListDataset:
-    mask = d.index("<mask>")
-    data = [torch.from_numpy(np.append(rng.integers(d.nspecial, mask, size=length - 1), d.eos()))
-            for _ in range(count)]
-    return ListDataset(data, np.full(count, length))
-
-
-def pmlm_batches(d: Dictionary, args, rng):
-    text = args.tps - SPECIALS_PER_EXAMPLE
-    count = 4 * args.batch
-    dataset = PMLMDataset(lines(d, count, text + 1, rng), np.full(count, text), d,
-                          d.index("<mask>"), seed=1)
-    batches = [dataset.collater([dataset[i] for i in range(b * args.batch, (b + 1) * args.batch)])
-               for b in range(4)]
+def pmlm_batches(d, args, rng):
+    batches = first_batches(pmlm_dataset(d, 4 * args.batch, args.tps, rng), args.batch)
     for batch in batches:
         batch["predicted"] = batch["target"].ne(d.pad())
         batch["labels"] = batch["target"][batch["predicted"]]  # as the pmlm criterion reads them
@@ -93,15 +76,9 @@ def pmlm_batches(d: Dictionary, args, rng):
     return batches
 
 
-def seq2seq_batches(d: Dictionary, args, rng):
-    cfg = SimpleNamespace(max_source_positions=args.source_len,
-                          max_target_positions=args.target_len, target_mask_prob=0.5,
-                          pseudo_mask_prob=0.8, pseudo_random_prob=0.1, pseudo_keep_prob=0.1)
-    count = 4 * args.batch
-    dataset = Seq2SeqDataset("bench", lines(d, count, args.source_len - 1, rng),
-                             lines(d, count, args.target_len, rng), d, d.index("<mask>"), cfg)
-    batches = [dataset.collater([dataset[i] for i in range(b * args.batch, (b + 1) * args.batch)])
-               for b in range(4)]
+def seq2seq_batches(d, args, rng):
+    dataset = seq2seq_dataset(d, 4 * args.batch, args.source_len, args.target_len, rng)
+    batches = first_batches(dataset, args.batch)
     for batch in batches:
         batch["predicted"] = batch["net_input"]["roles"].eq(PSEUDO)
         # Pseudo token j predicts y_j: row-major order of both, as the seq2seq criterion reads.

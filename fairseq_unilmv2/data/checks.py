@@ -177,7 +177,9 @@ def _architecture_difference(state_dict, model_state, embed: str, ckpt_layers: s
     return "; ".join(parts)
 
 
-# The seq2seq task's default budgets (SPEC 4), and how they shrink for a smaller position table.
+# The source / target budgets of the paper's question generation setting (SPEC 4), which a
+# 512-position table holds; the seq2seq task's unset budgets take these, or what fits a smaller
+# table.
 DEFAULT_SOURCE_POSITIONS, DEFAULT_TARGET_POSITIONS = 464, 48
 
 

@@ -130,14 +130,15 @@ class PMLMDataset(FairseqDataset):
         pad = self.dictionary.pad()
         net_input = collate_layouts(layouts, pad)
         net_input["src_lengths"] = torch.tensor([len(layout.tokens) for layout in layouts])
+        target = collate_field(layouts, "target", pad)
         # Host-side: how many rows of one example the LM head reads, at most (no device sync).
-        net_input["max_predicted"] = max(int((layout.target != pad).sum()) for layout in layouts)
+        net_input["max_predicted"] = int(target.ne(pad).sum(dim=1).max())
         return {
             "id": torch.tensor([s["id"] for s in samples], dtype=torch.long),
             "nsentences": len(samples),
             "ntokens": sum(s["text_length"] for s in samples),
             "net_input": net_input,
-            "target": collate_field(layouts, "target", pad),
+            "target": target,
         }
 
     @property

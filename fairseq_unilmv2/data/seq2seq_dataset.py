@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from fairseq.data import FairseqDataset, data_utils
 
-from .layout import CONTEXT, ORIGINAL, PADDING, PSEUDO, collate_layouts
+from .layout import CONTEXT, ORIGINAL, PSEUDO, collate_layouts
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +97,9 @@ class Seq2SeqDataset(FairseqDataset):
 
     A collated batch has ``net_input`` (``src_tokens`` = packed tokens, ``src_lengths``,
     ``positions``, ``segment_labels``, and the ``roles`` and ``steps`` from which the model
-    builds the attention mask; the loss is read at the PSEUDO roles), ``target`` (``y1..ym [eos]`` right-padded; in row-major order its non-pad
-    entries are the labels of the pseudo tokens) and ``generation_input`` (the plain sources
+    builds the attention mask; the loss is read at the PSEUDO roles), ``target``
+    (``y1..ym [eos]`` right-padded; in row-major order its non-pad entries are the labels of
+    the pseudo tokens) and ``generation_input`` (the plain sources
     and fairseq's ``prev_output_tokens``, which the task hands to ``SequenceGenerator``, or to
     ``SequenceScorer`` with ``--score-reference``, in ``fairseq-generate``).
     """

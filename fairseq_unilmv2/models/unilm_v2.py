@@ -140,8 +140,8 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
         follow :func:`pair_token_types` (``source_type_id`` up to the first eos,
         ``target_type_id`` after it), so ``sentence_prediction`` pairs need nothing more;
         layouts with their own segments (pre-training, seq2seq) pass them. ``attn_mask``
-        (bool (B, T, T), True = may attend) overrides roles and steps with a mask of one's own. With
-        ``masked_tokens`` (bool (B, T)) the LM head runs only at those positions and the logits
+        (bool (B, T, T), True = may attend) overrides roles and steps with a mask of one's own.
+        With ``masked_tokens`` (bool (B, T)) the LM head runs only at those positions and the logits
         are (N, V) in row-major order of the mask; ``max_predicted``, a host-side bound of the
         masked tokens of one example that the collaters put in ``net_input``, spares the GPU a
         sync to find it. Returns ``(output, extra)`` as RoBERTa does.

@@ -53,8 +53,9 @@ def gather_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
 
 
 class LeadingBlockBias(NamedTuple):
-    """The additive attention bias split at a :func:`~fairseq_unilmv2.data.layout.leading_context_block`: ``head`` (B, H, n_q, n_k)
-    for the leading rows against the leading keys, ``tail`` (B, H, T - n_q, T) for the rest."""
+    """The additive attention bias split at a leading block
+    (:func:`~fairseq_unilmv2.data.layout.leading_context_block`): ``head`` (B, H, n_q, n_k) for
+    the leading rows against the leading keys, ``tail`` (B, H, T - n_q, T) for the rest."""
 
     n_queries: int
     n_keys: int

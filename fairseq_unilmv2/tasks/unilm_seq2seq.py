@@ -31,8 +31,6 @@ from ..generation import ExemptNGramRepeatBlock, S2SFtBeamSearch, parse_exempt_w
 logger = logging.getLogger(__name__)
 
 
-# The source / target budgets of the paper's question generation setting (SPEC 4), which a
-# 512-position table holds; unset budgets take these, or what fits a smaller table.
 @dataclass
 class UniLMSeq2SeqConfig(FairseqDataclass):
     data: str = field(default="", metadata={"help": "directory of fairseq-preprocess output "
