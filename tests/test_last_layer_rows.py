@@ -5,7 +5,7 @@ import pytest
 import torch
 from helpers import pmlm_batch, tiny_unilm_model
 
-from fairseq_unilmv2.modules.transformer import gather_rows, rows_of
+from fairseq_unilmv2.modules.transformer import gather_rows, rows_of, select_rows
 
 
 def test_rows_of_gathers_what_boolean_indexing_selects():
@@ -21,9 +21,19 @@ def test_rows_of_gathers_what_boolean_indexing_selects():
     torch.testing.assert_close(gather_rows(x, wide_rows)[wide_valid], x[selected], rtol=0, atol=0)
 
 
+def test_select_rows_with_a_count_is_boolean_indexing():
+    selected = torch.tensor([[0, 1, 0, 1, 1], [0, 0, 0, 0, 0], [1, 0, 0, 0, 1]], dtype=torch.bool)
+    x = torch.randn(3, 5, 2)
+    torch.testing.assert_close(select_rows(x, selected, count=5), x[selected], rtol=0, atol=0)
+    torch.testing.assert_close(select_rows(x, selected), x[selected], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="announces 4 predicted tokens"):
+        select_rows(x, selected, count=4)
+
+
 def test_collated_max_predicted_bounds_the_rows_and_changes_nothing(tmp_path):
     """The pmlm collater's host-side ``max_predicted`` is the largest count of predicted
-    positions of one example, and the model gives the same logits with it as without."""
+    positions of one example, ``num_predicted`` their total, and the model gives the same
+    logits with them as without."""
     model, dictionary = tiny_unilm_model()
     from fairseq.data import ListDataset
 
@@ -39,9 +49,10 @@ def test_collated_max_predicted_bounds_the_rows_and_changes_nothing(tmp_path):
     net_input = dict(batch["net_input"])
     predicted = batch["target"].ne(dictionary.pad())
     assert net_input["max_predicted"] == int(predicted.sum(dim=1).max())
+    assert net_input["num_predicted"] == int(predicted.sum())
     with torch.no_grad():
         hinted, _ = model(**net_input, masked_tokens=predicted)
-        del net_input["max_predicted"]
+        del net_input["max_predicted"], net_input["num_predicted"]
         unhinted, _ = model(**net_input, masked_tokens=predicted)
     torch.testing.assert_close(hinted, unhinted, rtol=0, atol=0)
 

@@ -15,6 +15,7 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.logging import metrics
 
 from ..data.layout import CONTEXT, PSEUDO
+from ..modules.transformer import select_rows
 
 
 @dataclass
@@ -33,14 +34,16 @@ class PMLMCriterion(FairseqCriterion):
         self.par_weight = cfg.par_weight
 
     def forward(self, model, sample, reduce=True):
+        net_input = sample["net_input"]
         predicted = sample["target"].ne(self.padding_idx)
-        logits = model(**sample["net_input"], masked_tokens=predicted)[0]
-        targets = sample["target"][predicted]
-        roles = sample["net_input"]["roles"][predicted]
+        count = net_input.get("num_predicted")  # host-side: selecting needs no device sync
+        logits = model(**net_input, masked_tokens=predicted)[0]
+        targets = select_rows(sample["target"], predicted, count)
+        roles = select_rows(net_input["roles"], predicted, count)
         nll = F.cross_entropy(logits.float(), targets, reduction="none")
         correct = logits.argmax(dim=-1).eq(targets)
         is_ae, is_par = roles.eq(CONTEXT), roles.eq(PSEUDO)
-        ae_loss, par_loss = nll[is_ae].sum(), nll[is_par].sum()
+        ae_loss, par_loss = nll.where(is_ae, 0).sum(), nll.where(is_par, 0).sum()
         loss = self.ae_weight * ae_loss + self.par_weight * par_loss
         # Counts stay tensors, as in fairseq's masked_lm: reading them here (int(...)) would
         # wait for the device in every step; fairseq's logging sums tensors as they are.

@@ -13,6 +13,7 @@ from fairseq.criterions.label_smoothed_cross_entropy import (LabelSmoothedCrossE
 from fairseq.dataclass import FairseqDataclass
 
 from ..data.layout import PSEUDO
+from ..modules.transformer import select_rows
 
 
 @dataclass
@@ -28,10 +29,13 @@ class UniLMSeq2SeqCriterion(FairseqCriterion):
         self.eps = label_smoothing
 
     def forward(self, model, sample, reduce: bool = True):
-        pseudo_mask = sample["net_input"]["roles"].eq(PSEUDO)
-        logits, _ = model(**sample["net_input"], masked_tokens=pseudo_mask)
+        net_input = sample["net_input"]
+        pseudo_mask = net_input["roles"].eq(PSEUDO)
+        logits, _ = model(**net_input, masked_tokens=pseudo_mask)
         # Row-major order of the pseudo positions is the row-major order of the real targets.
-        target = sample["target"][sample["target"].ne(self.padding_idx)]
+        # The collater's host-side count spares a GPU the sync that boolean indexing makes.
+        target = select_rows(sample["target"], sample["target"].ne(self.padding_idx),
+                             net_input.get("num_predicted"))
         if logits.size(0) != target.numel():
             raise RuntimeError(f"{logits.size(0)} pseudo tokens for {target.numel()} targets: "
                                "the batch does not come from the unilm_seq2seq task")

@@ -131,8 +131,11 @@ class PMLMDataset(FairseqDataset):
         net_input = collate_layouts(layouts, pad)
         net_input["src_lengths"] = torch.tensor([len(layout.tokens) for layout in layouts])
         target = collate_field(layouts, "target", pad)
-        # Host-side: how many rows of one example the LM head reads, at most (no device sync).
-        net_input["max_predicted"] = int(target.ne(pad).sum(dim=1).max())
+        # Host-side: how many rows the LM head reads, in one example at most and in all, so that
+        # the model needs not read them off the device (a GPU sync).
+        predicted = target.ne(pad).sum(dim=1)
+        net_input["max_predicted"] = int(predicted.max())
+        net_input["num_predicted"] = int(predicted.sum())
         return {
             "id": torch.tensor([s["id"] for s in samples], dtype=torch.long),
             "nsentences": len(samples),

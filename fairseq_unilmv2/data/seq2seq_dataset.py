@@ -180,8 +180,10 @@ class Seq2SeqDataset(FairseqDataset):
         pad = self.dictionary.pad()
         packed = collate_layouts([s["layout"] for s in samples], pad)
         packed["src_lengths"] = torch.tensor([len(s["layout"].tokens) for s in samples])
-        # Host-side: the pseudo tokens of one example (= its target length), at most.
+        # Host-side: the pseudo tokens (one per target token) of one example at most and in
+        # all, so that the model needs not read them off the device (a GPU sync).
         packed["max_predicted"] = max(len(s["target"]) for s in samples)
+        packed["num_predicted"] = sum(len(s["target"]) for s in samples)
         targets = [torch.from_numpy(s["target"]) for s in samples]
         target = data_utils.collate_tokens(targets, pad)
         return {

@@ -26,7 +26,7 @@ from torch import nn
 from ..data.checks import check_checkpoint_matches, check_task_fits_model, mask_index
 from ..data.layout import CONTEXT, ORIGINAL, PADDING, PSEUDO, may_attend
 from ..modules.attention import BACKENDS
-from ..modules.transformer import UniLMv2Transformer
+from ..modules.transformer import UniLMv2Transformer, select_rows
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
                 attn_mask: Optional[torch.Tensor] = None, features_only: bool = False,
                 return_all_hiddens: bool = False, classification_head_name: Optional[str] = None,
                 masked_tokens: Optional[torch.Tensor] = None,
-                max_predicted: Optional[int] = None,
+                max_predicted: Optional[int] = None, num_predicted: Optional[int] = None,
                 prev_output_tokens: Optional[torch.Tensor] = None, **unused):
         """One packed forward over (B, T) tokens.
 
@@ -142,9 +142,10 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
         layouts with their own segments (pre-training, seq2seq) pass them. ``attn_mask``
         (bool (B, T, T), True = may attend) overrides roles and steps with a mask of one's own.
         With ``masked_tokens`` (bool (B, T)) the LM head runs only at those positions and the logits
-        are (N, V) in row-major order of the mask; ``max_predicted``, a host-side bound of the
-        masked tokens of one example that the collaters put in ``net_input``, spares the GPU a
-        sync to find it. Returns ``(output, extra)`` as RoBERTa does.
+        are (N, V) in row-major order of the mask. ``max_predicted`` (a bound of the masked tokens
+        of one example) and ``num_predicted`` (their total in the batch), host-side numbers that
+        the collaters put in ``net_input``, spare a GPU the syncs that would read them.
+        Returns ``(output, extra)`` as RoBERTa does.
         """
         if prev_output_tokens is not None:
             encoder_out = self.encoder(src_tokens, src_lengths)
@@ -167,14 +168,15 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
         x, _, hiddens = self.transformer(
             src_tokens, positions, segment_labels, roles, steps, may_attend=attn_mask,
             return_all_hiddens=return_all_hiddens,
-            output_rows=masked_tokens if only_masked_rows else None, output_width=max_predicted)
+            output_rows=masked_tokens if only_masked_rows else None, output_width=max_predicted,
+            output_count=num_predicted)
         extra = {"inner_states": hiddens}
         if classification_head_name is not None:
             return self.classification_heads[classification_head_name](x), extra
         if features_only:
             return x, extra
         if masked_tokens is not None and not only_masked_rows:
-            x = x[masked_tokens]
+            x = select_rows(x, masked_tokens, num_predicted)
         return self.transformer.lm_head(x), extra
 
     def max_positions(self):

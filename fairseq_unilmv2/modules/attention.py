@@ -34,7 +34,7 @@ except ImportError:  # torch < 2.5
     create_block_mask = flex_attention = None
 
 _warned = set()
-_compiled_flex: Optional[Callable] = None
+_compiled_functions = {}
 
 
 def _warn_once(message: str) -> None:
@@ -72,13 +72,18 @@ def pad_to_blocks(tensor: torch.Tensor, fill: int) -> torch.Tensor:
     return F.pad(tensor, (0, padded_length(tensor.size(1)) - tensor.size(1)), value=fill)
 
 
-def _flex_attention() -> Callable:
-    """Compiled FlexAttention (fused kernels) on accelerators; eager on the CPU, where it is
-    a reference implementation that is used for inference and tests."""
-    global _compiled_flex
-    if _compiled_flex is None:
-        _compiled_flex = torch.compile(flex_attention, dynamic=False)
-    return _compiled_flex
+def _compiled(function: Callable) -> Callable:
+    """``torch.compile`` of a FlexAttention function, made once per process.
+
+    Shapes are left to torch's automatic dynamic shapes: the first shape compiles a static
+    kernel, and a dimension that then changes is made symbolic. fairseq's batches vary in
+    size (and, when fine-tuning, in length); compiled static, every new shape would compile
+    again, and past torch's recompile limit (8) the eager reference would run, which
+    materializes the (B, H, T, T) scores this backend exists to avoid.
+    """
+    if function not in _compiled_functions:
+        _compiled_functions[function] = torch.compile(function, dynamic=None)
+    return _compiled_functions[function]
 
 
 class FlexPlan:
@@ -99,8 +104,10 @@ class FlexPlan:
         def mask_mod(b, h, q_idx, kv_idx):
             return attends(roles[b, q_idx], steps[b, q_idx], roles[b, kv_idx], steps[b, kv_idx])
 
-        self.block_mask = create_block_mask(mask_mod, batch, None, length, length,
-                                            device=roles.device, _compile=roles.is_cuda)
+        # Compiled off the CPU, so that the (B, T, T) mask is never materialized; eager on the
+        # CPU, where it is a reference used for inference and tests.
+        build = _compiled(create_block_mask) if roles.device.type != "cpu" else create_block_mask
+        self.block_mask = build(mask_mod, batch, None, length, length, device=roles.device)
         self.score_mod = None
         if distance_bias is not None:
             offset = (distance_bias.size(1) - 1) // 2
@@ -112,6 +119,7 @@ class FlexPlan:
             self.score_mod = score_mod
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        run = _flex_attention() if q.is_cuda else flex_attention
+        # Compiled, FlexAttention runs fused kernels; eager, it is a dense reference.
+        run = _compiled(flex_attention) if q.device.type != "cpu" else flex_attention
         return run(q, k, v, score_mod=self.score_mod, block_mask=self.block_mask)
 

@@ -7,6 +7,7 @@ scheme, one-hot encoded, and projected to one bias per head by a ``Linear(bins -
 without bias, which is the same as an embedding lookup ``weight[:, bucket]``.
 """
 import math
+from typing import Optional
 
 import torch
 from torch import nn
@@ -46,12 +47,15 @@ class RelativePositionBias(nn.Module):
         # fairseq's optimizers that honour overrides (adam_no_decay_bias_ln, composite) follow.
         self.proj.weight.optim_overrides = {"weight_decay": 0.0}
 
-    def forward(self, query_positions: torch.Tensor, key_positions: torch.Tensor) -> torch.Tensor:
-        """(B, Tq) and (B, Tk) position ids -> bias (B, heads, Tq, Tk)."""
+    def forward(self, query_positions: torch.Tensor, key_positions: torch.Tensor,
+                dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+        """(B, Tq) and (B, Tk) position ids -> bias (B, heads, Tq, Tk), in ``dtype`` (by default
+        the weight's): the small table is cast before the lookup, not the large result."""
         relative = key_positions.unsqueeze(1) - query_positions.unsqueeze(2)
         bucket = relative_position_bucket(relative, self.num_buckets, self.max_distance)
+        weight = self.proj.weight if dtype is None else self.proj.weight.to(dtype)
         # A one-hot vector times the weight is a column lookup: same result, no (B,Tq,Tk,bins).
-        return _BucketLookup.apply(self.proj.weight, bucket).transpose(0, 1)  # (B, heads, Tq, Tk)
+        return _BucketLookup.apply(weight, bucket).transpose(0, 1)  # (B, heads, Tq, Tk)
 
     def bias_by_distance(self, max_positions: int) -> torch.Tensor:
         """(heads, 2P - 1): the bias of every relative distance -(P - 1) .. P - 1 between
@@ -73,7 +77,10 @@ def sum_into_buckets(grad: torch.Tensor, bucket: torch.Tensor, num_buckets: int)
     CPU, ``index_add_`` adds serially and is the faster of the two by far.
     """
     if grad.device.type == "cpu":
-        return grad.new_zeros(grad.size(0), num_buckets).index_add_(1, bucket, grad)
+        # Summed in fp32 at least, whatever the gradient's dtype: B*T*T terms a cell.
+        dtype = torch.promote_types(grad.dtype, torch.float32)
+        total = torch.zeros(grad.size(0), num_buckets, dtype=dtype)
+        return total.index_add_(1, bucket, grad.to(dtype)).to(grad.dtype)
     return _one_hot_sum(grad, bucket, num_buckets)
 
 

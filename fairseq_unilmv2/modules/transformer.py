@@ -46,6 +46,33 @@ def rows_of(selected: torch.Tensor,
     return order.masked_fill(~valid, 0), valid
 
 
+def select_rows(x: torch.Tensor, mask: torch.Tensor, count: Optional[int] = None) -> torch.Tensor:
+    """``x[mask]`` for a bool ``mask`` over the leading dims of ``x``.
+
+    Boolean indexing reads the number of selected rows off the device: on a GPU the host waits
+    for every queued kernel. With ``count``, the number the host already knows (the collaters
+    put ``num_predicted`` in ``net_input``), the rows are found by ``nonzero_static`` instead,
+    which needs no such read. On the CPU, where reading is free, the count is checked.
+    """
+    if count is None:
+        return x[mask]
+    if mask.device.type == "cpu" and int(mask.sum()) != count:
+        raise ValueError(f"the batch announces {count} predicted tokens (num_predicted) but "
+                         f"its mask selects {int(mask.sum())}: the collater and the mask disagree")
+    index = torch.nonzero_static(mask.reshape(-1), size=count).squeeze(1)
+    return x.reshape(-1, *x.shape[mask.dim():]).index_select(0, index)
+
+
+def attention_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype of queries and keys: autocast's where it is on (they come out of its linear
+    layers), else that of ``x``. The bias all layers share is built in it once; built in fp32
+    under autocast, every layer would cast a (B, H, T, T) copy of it, and its backward another."""
+    device = x.device.type
+    if torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    return x.dtype
+
+
 def gather_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """``x[b, rows[b, i]]`` for x (B, T, ...) and rows (B, Q): (B, Q, ...)."""
     index = rows.view(*rows.shape, *([1] * (x.dim() - 2))).expand(*rows.shape, *x.shape[2:])
@@ -235,7 +262,7 @@ class UniLMv2Transformer(nn.Module):
                        key_positions: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """Boolean (B, Tq, Tk) mask + relative position bias -> additive (B, H or 1, Tq, Tk)."""
         if self.rel_pos_bias is not None:
-            bias = self.rel_pos_bias(query_positions, key_positions).to(dtype)
+            bias = self.rel_pos_bias(query_positions, key_positions, dtype)
         else:
             bias = torch.zeros(may_attend.shape, dtype=dtype, device=may_attend.device).unsqueeze(1)
         return bias.masked_fill(~may_attend.unsqueeze(1), masked_fill_value(dtype))
@@ -246,7 +273,7 @@ class UniLMv2Transformer(nn.Module):
                 past: Optional[List[List[KeyValue]]] = None,
                 past_positions: Optional[torch.Tensor] = None,
                 return_all_hiddens: bool = False, output_rows: Optional[torch.Tensor] = None,
-                output_width: Optional[int] = None):
+                output_width: Optional[int] = None, output_count: Optional[int] = None):
         """Run T new tokens, optionally attending to the cached keys/values of P earlier ones.
 
         Who attends to whom comes from the (B, T) ``roles`` and ``steps`` of a packed input
@@ -262,7 +289,9 @@ class UniLMv2Transformer(nn.Module):
         e.g. the predicted positions of a pre-training or fine-tuning step. The last layer then
         computes only those rows (its keys and values still come from every row), and the
         final hidden states are (N, C), in row-major order of the mask, as ``x[output_rows]``.
-        ``output_width``, when given, bounds the rows of one example (see :func:`rows_of`).
+        ``output_width``, when given, bounds the rows of one example (see :func:`rows_of`), and
+        ``output_count`` is their total (see :func:`select_rows`): host-side numbers that spare
+        a GPU two waits.
         """
         if output_rows is not None and (return_all_hiddens or not self.layers):
             raise ValueError("output_rows needs at least one layer and no return_all_hiddens")
@@ -271,7 +300,7 @@ class UniLMv2Transformer(nn.Module):
         if may_attend is None and past is None and use_flex(
                 self.attention_backend, tokens.device, self.training, self.attention_dropout):
             return self._flex_forward(tokens, positions, segments, roles, steps,
-                                      return_all_hiddens, output_rows)
+                                      return_all_hiddens, output_rows, output_count)
         x = self.embed(tokens, positions, segments)
         key_positions = positions if past_positions is None else torch.cat([past_positions, positions], 1)
         block = None
@@ -279,7 +308,8 @@ class UniLMv2Transformer(nn.Module):
             # The leading block reads roles on the host: free on the CPU, a device sync elsewhere.
             block = leading_context_block(roles) if roles.device.type == "cpu" else None
             may_attend = attention_mask(roles, steps)
-        attn_bias = self._layer_bias(may_attend, positions, key_positions, x.dtype, block)
+        dtype = attention_dtype(x)
+        attn_bias = self._layer_bias(may_attend, positions, key_positions, dtype, block)
         new_kvs: List[KeyValue] = []
         hiddens = [x] if return_all_hiddens else []
         for i, layer in enumerate(self.layers):
@@ -287,9 +317,9 @@ class UniLMv2Transformer(nn.Module):
             if output_rows is not None and i == len(self.layers) - 1:
                 rows, valid = rows_of(output_rows, output_width)
                 last_bias = self.attention_bias(gather_rows(may_attend, rows),
-                                                positions.gather(1, rows), key_positions, x.dtype)
+                                                positions.gather(1, rows), key_positions, dtype)
                 x, kv = layer(x, last_bias, layer_past, query_rows=rows)
-                x = x[valid]
+                x = select_rows(x, valid, output_count)
             else:
                 x, kv = layer(x, attn_bias, layer_past)
             new_kvs.append(kv)
@@ -298,7 +328,7 @@ class UniLMv2Transformer(nn.Module):
         return x, new_kvs, hiddens
 
     def _flex_forward(self, tokens, positions, segments, roles, steps, return_all_hiddens,
-                      output_rows):
+                      output_rows, output_count):
         """The packed forward on FlexAttention (``modules/attention.py``): the batch is padded
         to whole blocks for the kernels and cut back to its length after every layer."""
         length = tokens.size(1)
@@ -317,7 +347,9 @@ class UniLMv2Transformer(nn.Module):
             if return_all_hiddens:
                 hiddens.append(x[:, :length])
         x = x[:, :length]
-        return (x if output_rows is None else x[output_rows]), new_kvs, hiddens
+        if output_rows is not None:
+            x = select_rows(x, output_rows, output_count)
+        return x, new_kvs, hiddens
 
     def _layer_bias(self, may_attend: torch.Tensor, positions: torch.Tensor,
                     key_positions: torch.Tensor, dtype: torch.dtype,
