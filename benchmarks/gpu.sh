@@ -6,10 +6,13 @@
 #   bash benchmarks/gpu.sh              # on a GPU: base size (12 x 768), batch 32 x 512 tokens
 #   bash benchmarks/gpu.sh --dry-run    # anywhere: tiny sizes on the CPU, checks the script
 #
+# 0. The CUDA tests: flex against dense in logits and every gradient, a step free of host
+#    syncs, the relative-position gradient (pytest must be importable: if the host lacks it,
+#    `pip download --no-deps -d .gpu-bundle/whl pytest pluggy iniconfig` before sending).
 # 1. benchmarks/gpu_step.py: one PMLM pre-training step (32 texts of 512 tokens) and one seq2seq
 #    fine-tuning step (464 + 48 tokens), forward + backward under bf16 autocast + fused AdamW,
 #    with --attention-backend dense and flex and with attention given no mask at all (the
-#    bound): step time, text tokens/s, bf16 MFU, ratio to the bound.
+#    bound): step time, text tokens/s, bf16 MFU, ratio to the bound, host syncs in a step.
 # 2. fairseq-train, same data, batch and precision: masked_lm + roberta_base against
 #    pmlm + unilm_v2_base (dense; and flex, with --attention-dropout 0 since FlexAttention has no
 #    attention dropout), in --fp16 and --bf16; updates/s are the median of the log intervals
@@ -50,6 +53,21 @@ else
     PRECISIONS="${PRECISIONS:-fp16 bf16}"; PMLM_BACKENDS="dense flex"
     DECODE=(--device cuda --layers 12 --dim 768 --heads 12 --vocab 30522 --sentences 256
             --batch-size 64 --source-len 463 --target-len 48 --runs 3)
+fi
+
+echo "== 0. CUDA tests"
+TESTS_OK=null
+if [ "$DRY" = 0 ]; then
+    if "$PYTHON" -c "import pytest" 2>/dev/null; then
+        if "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_flex_attention.py \
+                tests/test_no_host_sync.py tests/test_relative_position.py; then
+            TESTS_OK=true
+        else
+            TESTS_OK=false
+        fi
+    else
+        echo "pytest is not importable here: the CUDA tests did not run"
+    fi
 fi
 
 echo "== 1. training steps: benchmarks/gpu_step.py ${STEP_ARGS[*]}"
@@ -126,4 +144,4 @@ DECODE_OUT="$(OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" "$PYTHON" benchmarks/decod
 echo "$DECODE_OUT"
 DECODE_JSON="$(echo "$DECODE_OUT" | tail -n 1)"
 
-echo "{\"step\": $STEP_JSON, \"fairseq_train\": $TRAIN_JSON, \"decode\": $DECODE_JSON, \"dry_run\": $([ "$DRY" = 1 ] && echo true || echo false)}"
+echo "{\"cuda_tests_passed\": $TESTS_OK, \"step\": $STEP_JSON, \"fairseq_train\": $TRAIN_JSON, \"decode\": $DECODE_JSON, \"dry_run\": $([ "$DRY" = 1 ] && echo true || echo false)}"

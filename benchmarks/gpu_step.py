@@ -7,8 +7,8 @@ token ids. A step is forward + backward under bf16 autocast and a fused AdamW st
 weights, as fairseq's ``--bf16`` keeps them), loss read where the criterions read it.
 
 Per task and mode it reports the median step time, text tokens/s (``[SOS] S1 [EOS] S2 [EOS]``
-for PMLM; source + target for seq2seq), packed tokens/s, model TFLOP/s, bf16 MFU and the ratio
-to the no-mask bound. Model FLOPs per packed token = 6 x (non-embedding parameters + tied LM
+for PMLM; source + target for seq2seq), packed tokens/s, model TFLOP/s, bf16 MFU, the ratio
+to the no-mask bound, and on CUDA the host-device syncs of one step (0 is the goal). Model FLOPs per packed token = 6 x (non-embedding parameters + tied LM
 head) + 12 x layers x dim x T, the formula the earlier figures used (it counts the LM head at
 every packed token, so it flatters every mode alike). The bound (``nomask``) computes the
 wrong model with the same matrix products: ``F.scaled_dot_product_attention`` without any mask
@@ -25,6 +25,7 @@ import os
 import statistics
 import sys
 import time
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -114,6 +115,8 @@ def attention_mode(model: UniLMv2Model, mode: str):
 
 
 def time_steps(model, optimizer, batches, device, steps: int):
+    """Median seconds a step, and on CUDA the host-device syncs of one step after the timed
+    ones (``torch.cuda.set_sync_debug_mode``: each sync warns)."""
     def step(batch):
         net_input = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v
                      for k, v in batch["net_input"].items()}
@@ -139,7 +142,18 @@ def time_steps(model, optimizer, batches, device, steps: int):
         step(batches[i % len(batches)])
         sync()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    syncs = None
+    if device.type == "cuda":
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                step(batches[0])
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        syncs = sum("synchroniz" in str(w.message) for w in caught)
+        sync()
+    return statistics.median(times), syncs
 
 
 def main():
@@ -169,7 +183,7 @@ def main():
             optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4,
                                           fused=device.type == "cuda")
             with attention_mode(model, mode):
-                seconds = time_steps(model, optimizer, batches, device, args.steps)
+                seconds, syncs = time_steps(model, optimizer, batches, device, args.steps)
             embedding = sum(p.numel() for n, p in model.named_parameters()
                             if n.startswith("transformer.embed_"))
             params = sum(p.numel() for p in model.parameters()) - embedding \
@@ -184,9 +198,11 @@ def main():
                 "mfu_bf16": round(achieved / (peak * 1e12), 4) if peak else None,
                 "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)
                 if device.type == "cuda" else None,
+                "host_syncs_per_step": syncs,
             }
             print(f"{task:8} {mode:7} step {seconds:.4f} s  text tokens/s "
-                  f"{text / seconds:10.0f}  MFU {results[f'{task}_{mode}']['mfu_bf16']}",
+                  f"{text / seconds:10.0f}  MFU {results[f'{task}_{mode}']['mfu_bf16']}  "
+                  f"host syncs {syncs}",
                   flush=True)
             del model, optimizer
             if device.type == "cuda":

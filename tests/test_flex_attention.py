@@ -2,8 +2,9 @@
 
 On the CPU, FlexAttention runs forward only (torch has no CPU backward for it), so there the
 flex path is checked for outputs, over PMLM and seq2seq batches with padding, and for its
-fall-backs. Where CUDA is present, logits and every gradient are compared with the dense path
-(fp32, 1e-4)."""
+fall-backs. Where CUDA is present, the logits and every gradient of both backends there are
+compared with the CPU path (fp32, 1e-4)."""
+import copy
 import logging
 
 import numpy as np
@@ -68,23 +69,31 @@ def test_flex_falls_back_where_it_cannot_serve(caplog):
     torch.testing.assert_close(run(model, "flex", batch).sum(), run(model, "dense", batch).sum())
 
 
+def logits_and_grads(model, backend, batch, predicted):
+    model.zero_grad()
+    logits = run(model, backend, batch, masked_tokens=predicted)
+    logits.float().logsumexp(-1).sum().backward()
+    return logits.detach().cpu(), {name: p.grad.cpu() for name, p in model.named_parameters()
+                                   if p.grad is not None}
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: the flex backward runs "
                     "on GPUs only (no CPU backward in torch's FlexAttention)")
-def test_flex_logits_and_gradients_equal_dense_on_cuda():
-    model, dictionary = tiny_unilm_model()
-    model = model.cuda().train()  # tiny_unilm_model has no dropout: train mode is deterministic
-    batch = {k: v.cuda() for k, v in pmlm_batch(dictionary, [150, 97, 30],
-                                                 np.random.default_rng(2)).items()}
-    predicted = batch["src_tokens"].ne(dictionary.pad()) & batch["roles"].ne(0)
-    results = {}
-    for backend in ("dense", "flex"):
-        model.zero_grad()
-        logits = run(model, backend, batch, masked_tokens=predicted)
-        (logits.float().logsumexp(-1).sum()).backward()
-        results[backend] = (logits.detach(), {n: p.grad.clone() for n, p in
-                                              model.named_parameters() if p.grad is not None})
-    torch.testing.assert_close(results["flex"][0], results["dense"][0], rtol=1e-4, atol=1e-4)
-    assert results["flex"][1].keys() == results["dense"][1].keys()
-    for name, grad in results["dense"][1].items():
-        torch.testing.assert_close(results["flex"][1][name], grad, rtol=1e-4, atol=1e-4,
-                                   msg=lambda m: f"{name}: {m}")
+def test_cuda_logits_and_gradients_equal_the_cpu_path():
+    """Dense and flex attention on CUDA against the CPU path, on PMLM and seq2seq batches."""
+    cpu_model, dictionary = tiny_unilm_model()
+    cuda_model = copy.deepcopy(cpu_model).cuda()
+    rng = np.random.default_rng(2)
+    for batch in (pmlm_batch(dictionary, [150, 97, 30], rng), seq2seq_batch(dictionary, rng)):
+        predicted = batch["src_tokens"].ne(dictionary.pad()) & batch["roles"].ne(0)
+        cuda_batch = {k: v.cuda() for k, v in batch.items()}
+        # tiny_unilm_model has no dropout: train mode is deterministic
+        reference = logits_and_grads(cpu_model.train(), "dense", batch, predicted)
+        for backend in ("dense", "flex"):
+            logits, grads = logits_and_grads(cuda_model.train(), backend, cuda_batch,
+                                             predicted.cuda())
+            torch.testing.assert_close(logits, reference[0], rtol=1e-4, atol=1e-4)
+            assert grads.keys() == reference[1].keys()
+            for name, grad in reference[1].items():
+                torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-4,
+                                           msg=lambda m: f"{backend} {name}: {m}")
