@@ -32,6 +32,11 @@ PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 DRY=0
 [ "${1:-}" = "--dry-run" ] && DRY=1
 cd "$ROOT"
+# Under the device tool, $OUT comes back even when the command runs past its limit: keep the log
+# there as it is written, so that the stages that finished are not lost.
+if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then
+    exec > >(tee "$OUT/gpu.log") 2>&1
+fi
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
@@ -55,7 +60,7 @@ else
             --batch-size 64 --source-len 463 --target-len 48 --runs 3)
 fi
 
-echo "== 0. CUDA tests"
+echo "== 0. CUDA tests (at ${SECONDS} s)"
 TESTS_OK=null
 if [ "$DRY" = 0 ]; then
     if "$PYTHON" -c "import pytest" 2>/dev/null; then
@@ -70,12 +75,13 @@ if [ "$DRY" = 0 ]; then
     fi
 fi
 
-echo "== 1. training steps: benchmarks/gpu_step.py ${STEP_ARGS[*]}"
-STEP_OUT="$(OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" "$PYTHON" benchmarks/gpu_step.py "${STEP_ARGS[@]}")"
-echo "$STEP_OUT"
-STEP_JSON="$(echo "$STEP_OUT" | tail -n 1)"
+echo "== 1. training steps: benchmarks/gpu_step.py ${STEP_ARGS[*]} (at ${SECONDS} s)"
+# Printed as it runs (tee), not when it ends, so that a stage cut short still shows its figures.
+OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" "$PYTHON" benchmarks/gpu_step.py "${STEP_ARGS[@]}" \
+    | tee "$WORK/step.out"
+STEP_JSON="$(tail -n 1 "$WORK/step.out")"
 
-echo "== 2. fairseq-train: pmlm + unilm_v2_base against masked_lm + roberta_base"
+echo "== 2. fairseq-train: pmlm + unilm_v2_base against masked_lm + roberta_base (at ${SECONDS} s)"
 TEXT="${TEXT:-}"
 for candidate in "$ROOT/../shared/data/wikitext2/valid.txt" "$ROOT/.gpu-data/valid.txt"; do
     [ -z "$TEXT" ] && [ -f "$candidate" ] && TEXT="$candidate"
@@ -139,9 +145,9 @@ for precision in $PRECISIONS; do
 done
 TRAIN_JSON="${TRAIN_JSON%, }}"
 
-echo "== 3. beam-5 decoding: benchmarks/decode.py ${DECODE[*]}"
-DECODE_OUT="$(OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" "$PYTHON" benchmarks/decode.py "${DECODE[@]}")"
-echo "$DECODE_OUT"
-DECODE_JSON="$(echo "$DECODE_OUT" | tail -n 1)"
+echo "== 3. beam-5 decoding: benchmarks/decode.py ${DECODE[*]} (at ${SECONDS} s)"
+OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" "$PYTHON" benchmarks/decode.py "${DECODE[@]}" \
+    | tee "$WORK/decode.out"
+DECODE_JSON="$(tail -n 1 "$WORK/decode.out")"
 
 echo "{\"cuda_tests_passed\": $TESTS_OK, \"step\": $STEP_JSON, \"fairseq_train\": $TRAIN_JSON, \"decode\": $DECODE_JSON, \"dry_run\": $([ "$DRY" = 1 ] && echo true || echo false)}"
