@@ -16,10 +16,8 @@ import argparse
 import os
 import sys
 
-from fairseq.data.encoders.hf_bert_bpe import BertBPE, BertBPEConfig
-
 from fairseq_unilmv2.convert import ConversionError
-from fairseq_unilmv2.convert.vocab import is_cased, read_wordpiece_vocab
+from fairseq_unilmv2.convert.vocab import wordpiece_tokenizer
 
 
 def parse_args(argv=None):
@@ -37,16 +35,10 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def build_tokenizer(vocab: str, cased=None) -> BertBPE:
-    tokens = read_wordpiece_vocab(vocab)
-    cased = is_cased(tokens) if cased is None else cased
-    return BertBPE(BertBPEConfig(bpe_cased=cased, bpe_vocab_file=vocab))
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        tokenizer = build_tokenizer(args.vocab, args.cased)
+        tokenizer = wordpiece_tokenizer(args.vocab, args.cased)
     except ConversionError as err:
         print(f"wordpiece.py: error: {err}", file=sys.stderr)
         return 2

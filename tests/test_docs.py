@@ -15,6 +15,7 @@ too. The README's table of entry points also runs end to end at tiny sizes
 import contextlib
 import importlib.util
 import io
+import json
 import os
 import random
 import re
@@ -291,6 +292,8 @@ def write_readme_inputs(work: Path) -> None:
         write_lines(work / f"{split}.src", sentences(n))
         write_lines(work / f"{split}.tgt", [" ".join(s.split()[:3]) for s in sentences(n)])
     write_lines(work / "test.hyp", sentences(8))
+    write_lines(work / "train.json", [json.dumps({"src": s, "tgt": s.split()[:3]})
+                                      for s in sentences(4)])
     spm.SentencePieceTrainer.train(input=str(work / "train.spm"), model_prefix=str(work / "spm"),
                                    vocab_size=30, minloglevel=2)
     config = transformers.BertConfig(

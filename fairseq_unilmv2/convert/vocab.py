@@ -11,7 +11,7 @@ entries as the WordPiece vocabulary, and :func:`wordpiece_rows` gives, for every
 WordPiece row that holds its embedding (computed from the real dictionary, not assumed).
 """
 from pathlib import Path
-from typing import Dict, List, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from fairseq.data import Dictionary
@@ -70,6 +70,15 @@ def check_wordpiece_vocab(tokens: Sequence[str], where: str = "the vocabulary") 
 def is_cased(tokens: Sequence[str]) -> bool:
     """True when the vocabulary holds upper-case word pieces (an uncased one never does)."""
     return any(t != t.lower() for t in tokens if not (t.startswith("[") and t.endswith("]")))
+
+
+def wordpiece_tokenizer(vocab: Union[str, Path], cased: Optional[bool] = None):
+    """fairseq's ``--bpe bert`` tokenizer over a WordPiece ``vocab.txt``; lower-casing follows
+    the vocabulary (:func:`is_cased`) unless ``cased`` says otherwise."""
+    from fairseq.data.encoders.hf_bert_bpe import BertBPE, BertBPEConfig
+
+    cased = is_cased(read_wordpiece_vocab(vocab)) if cased is None else cased
+    return BertBPE(BertBPEConfig(bpe_cased=cased, bpe_vocab_file=str(vocab)))
 
 
 def dictionary_symbols(tokens: Sequence[str]) -> List[str]:
