@@ -45,10 +45,11 @@ DOC_INPUTS = {
 }
 RECORD_SEP, FIELD_SEP = "\x1e", "\x1f"
 # A stand-in records its command line and creates the (empty) file named by --output, which
-# later lines of a document may test for.
+# later lines of a document may test for. The record is appended in one write: two stand-ins
+# may record at once (scripts/train_distributed_cpu.sh starts its processes together).
 STAND_IN = f"""#!/usr/bin/env bash
-{{ printf '%s{FIELD_SEP}' "${{DOC_LINE:-0}}" "$(basename "$0")" "$@"; printf '{RECORD_SEP}'; }} \\
-    >> "$DOC_RECORD"
+printf -v record '%s{FIELD_SEP}' "${{DOC_LINE:-0}}" "$(basename "$0")" "$@"
+printf '%s{RECORD_SEP}' "$record" >> "$DOC_RECORD"
 previous=""
 for arg in "$@"; do
     if [ "$previous" = --output ]; then mkdir -p "$(dirname "$arg")" && : > "$arg"; fi
