@@ -6,6 +6,8 @@ for every queued kernel. There is no GPU here, but the ``meta`` device has no da
 an operation fails on it, while everything whose shapes follow from the inputs' shapes runs.
 So a whole step (criterion forward and backward) on meta tensors is a step free of syncs; its
 shapes and code path are the ones a GPU takes (the CPU-only reads are skipped off the CPU).
+Where CUDA is present, the same steps run there too, for both attention backends, with torch's
+sync debug mode raising at any synchronizing call.
 """
 import numpy as np
 import pytest
@@ -101,3 +103,23 @@ def test_without_the_host_side_counts_the_step_reads_the_device(make_criterion, 
     del sample["net_input"]["num_predicted"]
     with pytest.raises(NotImplementedError, match="nonzero"):
         train_step(model.to("meta"), make_criterion(Task(dictionary)), to_device(sample, "meta"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(),
+                    reason="needs CUDA: the meta-device tests above stand in for it elsewhere")
+@pytest.mark.parametrize("backend", ["dense", "flex"])
+@pytest.mark.parametrize("make_criterion, make_sample", STEPS, ids=["pmlm", "seq2seq"])
+def test_a_cuda_training_step_does_not_synchronize(make_criterion, make_sample, backend):
+    """The same on a GPU, for both attention backends: torch raises at any synchronizing call."""
+    model, dictionary = tiny_unilm_model()
+    model = model.cuda()
+    model.transformer.attention_backend = backend
+    sample = to_device(make_sample(dictionary, np.random.default_rng(0)), "cuda")
+    criterion = make_criterion(Task(dictionary))
+    train_step(model, criterion, sample)  # compiles (flex) and warms the allocator
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        train_step(model, criterion, sample)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
