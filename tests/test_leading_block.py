@@ -1,6 +1,7 @@
 """The leading-block attention shortcut: scoring the CONTEXT rows against the CONTEXT keys only
 must give exactly what full attention gives, and must be used only where the layout allows it."""
 import numpy as np
+import pytest
 import torch
 from helpers import pmlm_batch, tiny_unilm_model
 
@@ -38,3 +39,26 @@ def test_outputs_equal_full_attention(monkeypatch):
             monkeypatch.undo()
         real = batch["src_tokens"].ne(dictionary.pad())
         torch.testing.assert_close(split[real], full[real], rtol=0, atol=1e-6)
+
+
+def test_the_collaters_hand_the_block_to_the_model_and_a_wrong_one_is_refused():
+    """Off the CPU the model takes the block from the batch (reading roles would wait for the
+    device); on the CPU it checks the batch's block against the roles."""
+    from fairseq.data import ListDataset
+
+    from fairseq_unilmv2.data.pmlm_dataset import PMLMDataset
+
+    model, dictionary = tiny_unilm_model()
+    lengths = np.array([40, 25, 33])
+    mask = dictionary.index("<mask>")
+    rng = np.random.default_rng(4)
+    lines = [torch.from_numpy(rng.integers(dictionary.nspecial, mask, size=n)) for n in lengths]
+    dataset = PMLMDataset(ListDataset(lines, lengths), lengths, dictionary, mask)
+    net_input = dataset.collater([dataset[i] for i in range(3)])["net_input"]
+    block = net_input["leading_block"]
+    assert block is not None and block == leading_context_block(net_input["roles"])
+    with torch.no_grad():
+        model(**net_input, features_only=True)
+        n_q, n_k = block
+        with pytest.raises(ValueError, match="leading_block"):
+            model(**dict(net_input, leading_block=(n_q + 1, n_k)), features_only=True)

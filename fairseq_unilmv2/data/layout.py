@@ -79,7 +79,8 @@ def leading_context_block(roles: torch.Tensor) -> Optional[Tuple[int, int]]:
     CONTEXT attends to CONTEXT only, and in the PMLM and seq2seq layouts the CONTEXT part is a
     prefix: the rows of the shortest prefix (``n_q``) then need only the columns of the longest
     (``n_k``). Padding attends to CONTEXT too, so a padded example does not break the block.
-    Reads roles on the host: meant for the dense CPU path, where that costs no device sync.
+    Reads roles on the host, so the collaters compute it there and the batch carries it: on a
+    GPU, the model reading it off the device would wait for every queued kernel.
     """
     batch, length = roles.shape
     if length == 0 or batch == 0:

@@ -12,7 +12,7 @@ import torch
 from fairseq.data import FairseqDataset, data_utils
 
 from .blockwise_masking import blockwise_mask, corrupt_masked
-from .layout import collate_field, collate_layouts, pmlm_layout
+from .layout import collate_field, collate_layouts, leading_context_block, pmlm_layout
 
 # [SOS] S1 [EOS] S2 [EOS]: three special tokens around the text of a block.
 SPECIALS_PER_EXAMPLE = 3
@@ -131,11 +131,12 @@ class PMLMDataset(FairseqDataset):
         net_input = collate_layouts(layouts, pad)
         net_input["src_lengths"] = torch.tensor([len(layout.tokens) for layout in layouts])
         target = collate_field(layouts, "target", pad)
-        # Host-side: how many rows the LM head reads, in one example at most and in all, so that
-        # the model needs not read them off the device (a GPU sync).
+        # Host-side: how many rows the LM head reads, in one example at most and in all, and
+        # the leading CONTEXT block, so that the model needs not read them off the device.
         predicted = target.ne(pad).sum(dim=1)
         net_input["max_predicted"] = int(predicted.max())
         net_input["num_predicted"] = int(predicted.sum())
+        net_input["leading_block"] = leading_context_block(net_input["roles"])
         return {
             "id": torch.tensor([s["id"] for s in samples], dtype=torch.long),
             "nsentences": len(samples),

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from fairseq.data import FairseqDataset, data_utils
 
-from .layout import CONTEXT, ORIGINAL, PSEUDO, collate_layouts
+from .layout import CONTEXT, ORIGINAL, PSEUDO, collate_layouts, leading_context_block
 
 logger = logging.getLogger(__name__)
 
@@ -181,9 +181,11 @@ class Seq2SeqDataset(FairseqDataset):
         packed = collate_layouts([s["layout"] for s in samples], pad)
         packed["src_lengths"] = torch.tensor([len(s["layout"].tokens) for s in samples])
         # Host-side: the pseudo tokens (one per target token) of one example at most and in
-        # all, so that the model needs not read them off the device (a GPU sync).
+        # all, and the leading CONTEXT block (the sources), so that the model needs not read
+        # them off the device.
         packed["max_predicted"] = max(len(s["target"]) for s in samples)
         packed["num_predicted"] = sum(len(s["target"]) for s in samples)
+        packed["leading_block"] = leading_context_block(packed["roles"])
         targets = [torch.from_numpy(s["target"]) for s in samples]
         target = data_utils.collate_tokens(targets, pad)
         return {

@@ -12,7 +12,7 @@ fairseq sees it in three ways, all sharing the same parameters (``self.transform
 """
 import logging
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from fairseq import utils
@@ -126,6 +126,7 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
                 return_all_hiddens: bool = False, classification_head_name: Optional[str] = None,
                 masked_tokens: Optional[torch.Tensor] = None,
                 max_predicted: Optional[int] = None, num_predicted: Optional[int] = None,
+                leading_block: Optional[Tuple[int, int]] = None,
                 prev_output_tokens: Optional[torch.Tensor] = None, **unused):
         """One packed forward over (B, T) tokens.
 
@@ -143,8 +144,9 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
         (bool (B, T, T), True = may attend) overrides roles and steps with a mask of one's own.
         With ``masked_tokens`` (bool (B, T)) the LM head runs only at those positions and the logits
         are (N, V) in row-major order of the mask. ``max_predicted`` (a bound of the masked tokens
-        of one example) and ``num_predicted`` (their total in the batch), host-side numbers that
-        the collaters put in ``net_input``, spare a GPU the syncs that would read them.
+        of one example), ``num_predicted`` (their total in the batch) and ``leading_block`` (the
+        leading CONTEXT block of ``roles``), host-side numbers that the collaters put in
+        ``net_input``, spare a GPU the syncs that would read them.
         Returns ``(output, extra)`` as RoBERTa does.
         """
         if prev_output_tokens is not None:
@@ -169,7 +171,7 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
             src_tokens, positions, segment_labels, roles, steps, may_attend=attn_mask,
             return_all_hiddens=return_all_hiddens,
             output_rows=masked_tokens if only_masked_rows else None, output_width=max_predicted,
-            output_count=num_predicted)
+            output_count=num_predicted, leading_block=leading_block)
         extra = {"inner_states": hiddens}
         if classification_head_name is not None:
             return self.classification_heads[classification_head_name](x), extra

@@ -273,7 +273,8 @@ class UniLMv2Transformer(nn.Module):
                 past: Optional[List[List[KeyValue]]] = None,
                 past_positions: Optional[torch.Tensor] = None,
                 return_all_hiddens: bool = False, output_rows: Optional[torch.Tensor] = None,
-                output_width: Optional[int] = None, output_count: Optional[int] = None):
+                output_width: Optional[int] = None, output_count: Optional[int] = None,
+                leading_block: Optional[Tuple[int, int]] = None):
         """Run T new tokens, optionally attending to the cached keys/values of P earlier ones.
 
         Who attends to whom comes from the (B, T) ``roles`` and ``steps`` of a packed input
@@ -290,8 +291,9 @@ class UniLMv2Transformer(nn.Module):
         computes only those rows (its keys and values still come from every row), and the
         final hidden states are (N, C), in row-major order of the mask, as ``x[output_rows]``.
         ``output_width``, when given, bounds the rows of one example (see :func:`rows_of`), and
-        ``output_count`` is their total (see :func:`select_rows`): host-side numbers that spare
-        a GPU two waits.
+        ``output_count`` is their total (see :func:`select_rows`), and ``leading_block`` the
+        :func:`~fairseq_unilmv2.data.layout.leading_context_block` of ``roles``: host-side
+        numbers from the collaters that spare a GPU reading them off the device.
         """
         if output_rows is not None and (return_all_hiddens or not self.layers):
             raise ValueError("output_rows needs at least one layer and no return_all_hiddens")
@@ -305,8 +307,7 @@ class UniLMv2Transformer(nn.Module):
         key_positions = positions if past_positions is None else torch.cat([past_positions, positions], 1)
         block = None
         if may_attend is None:
-            # The leading block reads roles on the host: free on the CPU, a device sync elsewhere.
-            block = leading_context_block(roles) if roles.device.type == "cpu" else None
+            block = self._leading_block(roles, leading_block)
             may_attend = attention_mask(roles, steps)
         dtype = attention_dtype(x)
         attn_bias = self._layer_bias(may_attend, positions, key_positions, dtype, block)
@@ -350,6 +351,20 @@ class UniLMv2Transformer(nn.Module):
         if output_rows is not None:
             x = select_rows(x, output_rows, output_count)
         return x, new_kvs, hiddens
+
+    @staticmethod
+    def _leading_block(roles: torch.Tensor,
+                       hint: Optional[Tuple[int, int]]) -> Optional[Tuple[int, int]]:
+        """The leading CONTEXT block of the batch: the collater's ``hint``, found on the host.
+        Reading ``roles`` here is free on the CPU (the hint is checked there) but would wait
+        for the device elsewhere, where a batch without the hint gets no block."""
+        if roles.device.type != "cpu":
+            return hint
+        block = leading_context_block(roles)
+        if hint is not None and tuple(hint) != block:
+            raise ValueError(f"the batch's leading_block {tuple(hint)} is not that of its roles "
+                             f"({block}): the collater and the roles disagree")
+        return block
 
     def _layer_bias(self, may_attend: torch.Tensor, positions: torch.Tensor,
                     key_positions: torch.Tensor, dtype: torch.dtype,
