@@ -24,7 +24,8 @@
 # valid.txt, else .gpu-data/valid.txt (copy it there before sending the checkout to a GPU
 # host: ../shared does not travel), else random words. Environment: PYTHON (default
 # .venv/bin/python, else python3), STEPS (timed steps a mode, default 20), UPDATES (fairseq-train
-# updates a run, default 150), PRECISIONS (default "fp16 bf16").
+# updates a run, default 150), PRECISIONS (default "fp16 bf16"), STAGES (which of 0-3 to run,
+# default "0 1 2 3": a device session short of time can run them in separate calls).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
@@ -60,8 +61,13 @@ else
             --batch-size 64 --source-len 463 --target-len 48 --runs 3)
 fi
 
+STAGES="${STAGES:-0 1 2 3}"
+stage() { [[ " $STAGES " == *" $1 "* ]]; }
+"$PYTHON" -c "import torch; print('torch', torch.__version__, '|', torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA')"
+
+TESTS_OK=null STEP_JSON=null TRAIN_JSON=null DECODE_JSON=null
+if stage 0; then
 echo "== 0. CUDA tests (at ${SECONDS} s)"
-TESTS_OK=null
 if [ "$DRY" = 0 ]; then
     if "$PYTHON" -c "import pytest" 2>/dev/null; then
         if "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_flex_attention.py \
@@ -74,13 +80,17 @@ if [ "$DRY" = 0 ]; then
         echo "pytest is not importable here: the CUDA tests did not run"
     fi
 fi
+fi
 
+if stage 1; then
 echo "== 1. training steps: benchmarks/gpu_step.py ${STEP_ARGS[*]} (at ${SECONDS} s)"
 # Printed as it runs (tee), not when it ends, so that a stage cut short still shows its figures.
 OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" "$PYTHON" benchmarks/gpu_step.py "${STEP_ARGS[@]}" \
     | tee "$WORK/step.out"
 STEP_JSON="$(tail -n 1 "$WORK/step.out")"
+fi
 
+if stage 2; then
 echo "== 2. fairseq-train: pmlm + unilm_v2_base against masked_lm + roberta_base (at ${SECONDS} s)"
 TEXT="${TEXT:-}"
 for candidate in "$ROOT/../shared/data/wikitext2/valid.txt" "$ROOT/.gpu-data/valid.txt"; do
@@ -144,10 +154,13 @@ for precision in $PRECISIONS; do
     done
 done
 TRAIN_JSON="${TRAIN_JSON%, }}"
+fi
 
+if stage 3; then
 echo "== 3. beam-5 decoding: benchmarks/decode.py ${DECODE[*]} (at ${SECONDS} s)"
 OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" "$PYTHON" benchmarks/decode.py "${DECODE[@]}" \
     | tee "$WORK/decode.out"
 DECODE_JSON="$(tail -n 1 "$WORK/decode.out")"
+fi
 
 echo "{\"cuda_tests_passed\": $TESTS_OK, \"step\": $STEP_JSON, \"fairseq_train\": $TRAIN_JSON, \"decode\": $DECODE_JSON, \"dry_run\": $([ "$DRY" = 1 ] && echo true || echo false)}"
