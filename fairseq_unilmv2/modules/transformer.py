@@ -290,10 +290,10 @@ class UniLMv2Transformer(nn.Module):
         e.g. the predicted positions of a pre-training or fine-tuning step. The last layer then
         computes only those rows (its keys and values still come from every row), and the
         final hidden states are (N, C), in row-major order of the mask, as ``x[output_rows]``.
-        ``output_width``, when given, bounds the rows of one example (see :func:`rows_of`), and
-        ``output_count`` is their total (see :func:`select_rows`), and ``leading_block`` the
-        :func:`~fairseq_unilmv2.data.layout.leading_context_block` of ``roles``: host-side
-        numbers from the collaters that spare a GPU reading them off the device.
+        Three host-side numbers from the collaters spare a GPU reading them off the device:
+        ``output_width`` bounds the rows of one example (see :func:`rows_of`), ``output_count``
+        is their total (see :func:`select_rows`) and ``leading_block`` is the
+        :func:`~fairseq_unilmv2.data.layout.leading_context_block` of ``roles``.
         """
         if output_rows is not None and (return_all_hiddens or not self.layers):
             raise ValueError("output_rows needs at least one layer and no return_all_hiddens")
