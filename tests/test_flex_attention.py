@@ -6,6 +6,7 @@ fall-backs. Where CUDA is present, the logits and every gradient of both backend
 compared with the CPU path (fp32, 1e-4)."""
 import copy
 import logging
+import shutil
 
 import numpy as np
 import pytest
@@ -50,6 +51,32 @@ def test_flex_outputs_equal_dense_on_pmlm_and_seq2seq_batches():
         torch.testing.assert_close(run(model, "flex", batch, masked_tokens=predicted),
                                    run(model, "dense", batch, masked_tokens=predicted),
                                    rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                    reason="torch.compile on the CPU needs a C++ compiler")
+@torch.no_grad()
+def test_compiled_flex_traces_whole_and_equals_dense(monkeypatch):
+    """What a GPU runs is FlexAttention compiled: the roles/steps mask_mod and the distance
+    score_mod traced by Dynamo. Compiled here for the CPU (one shape, no gradients: the CPU
+    kernels go no further), it must trace without a graph break and match the dense path."""
+    from torch._dynamo.utils import counters
+
+    monkeypatch.setattr(attention, "runs_compiled", lambda device: True)
+    monkeypatch.setattr(attention, "_compiled_functions", {})
+    torch._dynamo.reset()
+    counters.clear()
+    model, dictionary = tiny_unilm_model()
+    batch = pmlm_batch(dictionary, [150, 97, 30], np.random.default_rng(3))
+    real = batch["src_tokens"].ne(dictionary.pad())
+    try:
+        flex = run(model, "flex", batch, features_only=True)
+        assert not counters["graph_break"], dict(counters["graph_break"])
+        assert counters["stats"]["unique_graphs"] >= 2  # the block mask and the attention
+    finally:
+        torch._dynamo.reset()
+    dense = run(model, "dense", batch, features_only=True)
+    torch.testing.assert_close(flex[real], dense[real], rtol=1e-5, atol=1e-5)
 
 
 def test_flex_falls_back_where_it_cannot_serve(caplog):

@@ -72,6 +72,13 @@ def pad_to_blocks(tensor: torch.Tensor, fill: int) -> torch.Tensor:
     return F.pad(tensor, (0, padded_length(tensor.size(1)) - tensor.size(1)), value=fill)
 
 
+def runs_compiled(device: torch.device) -> bool:
+    """FlexAttention is compiled off the CPU. On the CPU it runs eager, as a reference for
+    inference and tests: compiling there takes longer than the work, and this torch's CPU
+    kernels fail on shapes that vary (automatic dynamic shapes)."""
+    return device.type != "cpu"
+
+
 def _compiled(function: Callable) -> Callable:
     """``torch.compile`` of a FlexAttention function, made once per process.
 
@@ -104,9 +111,8 @@ class FlexPlan:
         def mask_mod(b, h, q_idx, kv_idx):
             return attends(roles[b, q_idx], steps[b, q_idx], roles[b, kv_idx], steps[b, kv_idx])
 
-        # Compiled off the CPU, so that the (B, T, T) mask is never materialized; eager on the
-        # CPU, where it is a reference used for inference and tests.
-        build = _compiled(create_block_mask) if roles.device.type != "cpu" else create_block_mask
+        # Compiled, the (B, T, T) mask is never materialized.
+        build = _compiled(create_block_mask) if runs_compiled(roles.device) else create_block_mask
         self.block_mask = build(mask_mod, batch, None, length, length, device=roles.device)
         self.score_mod = None
         if distance_bias is not None:
@@ -120,6 +126,6 @@ class FlexPlan:
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         # Compiled, FlexAttention runs fused kernels; eager, it is a dense reference.
-        run = _compiled(flex_attention) if q.device.type != "cpu" else flex_attention
+        run = _compiled(flex_attention) if runs_compiled(q.device) else flex_attention
         return run(q, k, v, score_mod=self.score_mod, block_mask=self.block_mask)
 
