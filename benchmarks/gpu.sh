@@ -24,8 +24,13 @@
 # valid.txt, else .gpu-data/valid.txt (copy it there before sending the checkout to a GPU
 # host: ../shared does not travel), else random words. Environment: PYTHON (default
 # .venv/bin/python, else python3), STEPS (timed steps a mode, default 20), UPDATES (fairseq-train
-# updates a run, default 150), PRECISIONS (default "fp16 bf16"), STAGES (which of 0-3 to run,
-# default "0 1 2 3": a device session short of time can run them in separate calls).
+# updates a run, default 80), PRECISIONS (default "fp16 bf16"), STAGES (which of 0-3 to run,
+# default "0 1 2 3").
+#
+# Device time, estimated without a GPU (compilation dominates the flex runs): stages 0 + 1
+# about 4 min, stage 2 about 5 min (six fairseq-train runs), stage 3 about 1 min. A session's
+# device time is short and one command may run 10 min: run STAGES="0 1" and then STAGES="2 3"
+# back to back on the warm machine; the stage headers print the elapsed seconds.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
@@ -54,7 +59,7 @@ if [ "$DRY" = 1 ]; then
 else
     STEP_ARGS=(--device cuda --steps "${STEPS:-20}")
     SIZE=()
-    TRAIN=(--tokens-per-sample 512 --batch-size 32 --max-update "${UPDATES:-150}"
+    TRAIN=(--tokens-per-sample 512 --batch-size 32 --max-update "${UPDATES:-80}"
            --log-interval 10 --num-workers 2)
     PRECISIONS="${PRECISIONS:-fp16 bf16}"; PMLM_BACKENDS="dense flex"
     DECODE=(--device cuda --layers 12 --dim 768 --heads 12 --vocab 30522 --sentences 256
