@@ -39,3 +39,28 @@ def test_one_hot_gradient_equals_index_add():
     for chunk in (bucket.numel(), 4093):
         got = _one_hot_sum(grad, bucket, buckets, chunk=chunk)
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5 * expected.abs().max())
+
+
+def test_attention_bias_rows_start_aligned_and_values_are_unchanged(monkeypatch):
+    """SDPA's memory-efficient CUDA kernel copies a bias whose strides are not multiples of 8
+    (in every layer, and its gradient back): the shared bias is laid out so that they are."""
+    import numpy as np
+    from helpers import pmlm_batch, tiny_unilm_model
+
+    from fairseq_unilmv2.data.layout import attention_mask
+    from fairseq_unilmv2.modules import transformer
+
+    model, dictionary = tiny_unilm_model()
+    batch = pmlm_batch(dictionary, [21, 13], np.random.default_rng(0))
+    length = batch["src_tokens"].size(1)
+    assert length % transformer.BIAS_ALIGNMENT
+    mask = attention_mask(batch["roles"], batch["steps"])
+    positions = batch["positions"]
+    for dtype in (torch.float32, torch.bfloat16):
+        bias = model.transformer.attention_bias(mask, positions, positions, dtype)
+        assert bias.shape == (2, 4, length, length) and bias.stride(-1) == 1
+        assert all(stride % transformer.BIAS_ALIGNMENT == 0 for stride in bias.stride()[:-1])
+        monkeypatch.setattr(transformer, "BIAS_ALIGNMENT", 1)
+        unaligned = model.transformer.attention_bias(mask, positions, positions, dtype)
+        monkeypatch.undo()
+        torch.testing.assert_close(bias, unaligned, rtol=0, atol=0)

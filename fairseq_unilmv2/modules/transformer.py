@@ -22,6 +22,9 @@ from .dropout import Dropout, draws_cheap_masks, dropout
 from .relative_position import RelativePositionBias
 
 KeyValue = Tuple[torch.Tensor, torch.Tensor]
+# Elements every row of an attention bias starts at a multiple of (its strides but the last):
+# what SDPA's memory-efficient CUDA kernel takes without copying (preprocess_mask in torch).
+BIAS_ALIGNMENT = 8
 
 
 def masked_fill_value(dtype: torch.dtype) -> float:
@@ -260,12 +263,23 @@ class UniLMv2Transformer(nn.Module):
 
     def attention_bias(self, may_attend: torch.Tensor, query_positions: torch.Tensor,
                        key_positions: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """Boolean (B, Tq, Tk) mask + relative position bias -> additive (B, H or 1, Tq, Tk)."""
+        """Boolean (B, Tq, Tk) mask + relative position bias -> additive (B, H or 1, Tq, Tk).
+
+        The bias is computed over keys padded to a multiple of :data:`BIAS_ALIGNMENT` and
+        returned as a view of the first Tk, so that every row starts aligned: SDPA's
+        memory-efficient CUDA kernel otherwise copies a bias into an aligned buffer (and its
+        gradient back) in every layer, and this one is (B, H, T, T)."""
+        keys = key_positions.size(1)
+        pad = -keys % BIAS_ALIGNMENT
+        if pad:
+            may_attend = F.pad(may_attend, (0, pad), value=False)
+            key_positions = F.pad(key_positions, (0, pad))
         if self.rel_pos_bias is not None:
             bias = self.rel_pos_bias(query_positions, key_positions, dtype)
         else:
             bias = torch.zeros(may_attend.shape, dtype=dtype, device=may_attend.device).unsqueeze(1)
-        return bias.masked_fill(~may_attend.unsqueeze(1), masked_fill_value(dtype))
+        bias = bias.masked_fill(~may_attend.unsqueeze(1), masked_fill_value(dtype))
+        return bias[..., :keys]
 
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor, segments: torch.Tensor,
                 roles: Optional[torch.Tensor] = None, steps: Optional[torch.Tensor] = None,
