@@ -59,7 +59,8 @@ def test_flex_outputs_equal_dense_on_pmlm_and_seq2seq_batches():
 def test_compiled_flex_traces_whole_and_equals_dense(monkeypatch):
     """What a GPU runs is FlexAttention compiled: the roles/steps mask_mod and the distance
     score_mod traced by Dynamo. Compiled here for the CPU (one shape, no gradients: the CPU
-    kernels go no further), it must trace without a graph break and match the dense path."""
+    kernels go no further), it must trace without a graph break, not compile again for the
+    next batch, and match the dense path."""
     from torch._dynamo.utils import counters
 
     monkeypatch.setattr(attention, "runs_compiled", lambda device: True)
@@ -72,7 +73,14 @@ def test_compiled_flex_traces_whole_and_equals_dense(monkeypatch):
     try:
         flex = run(model, "flex", batch, features_only=True)
         assert not counters["graph_break"], dict(counters["graph_break"])
-        assert counters["stats"]["unique_graphs"] >= 2  # the block mask and the attention
+        graphs = counters["stats"]["unique_graphs"]
+        assert graphs >= 2  # the block mask and the attention
+        # Every forward makes new mask_mod / score_mod closures over new tensors: with the
+        # same shapes, nothing compiles again.
+        other = pmlm_batch(dictionary, [150, 97, 30], np.random.default_rng(4))
+        assert other["src_tokens"].shape == batch["src_tokens"].shape
+        run(model, "flex", other, features_only=True)
+        assert counters["stats"]["unique_graphs"] == graphs
     finally:
         torch._dynamo.reset()
     dense = run(model, "dense", batch, features_only=True)

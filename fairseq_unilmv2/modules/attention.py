@@ -8,7 +8,9 @@
   and steps with the rule of :func:`fairseq_unilmv2.data.layout.attends`, and the relative
   position bias is a ``score_mod`` that reads a (heads, relative distance) table, so no
   (B, H, T, T) tensor exists, and whole blocks the mask rules out are skipped. The sequence
-  is padded to a multiple of 128 so that compiled kernels see few shapes.
+  is padded to a multiple of 128 (FlexAttention's block) so that compiled kernels see few
+  shapes; off the CPU both the block mask and the attention are compiled
+  (:func:`runs_compiled`).
 
 FlexAttention has no attention dropout, and in this torch no backward on the CPU, so ``flex``
 falls back to ``dense`` (with a warning, once) when training with ``--attention-dropout`` > 0
