@@ -20,9 +20,11 @@
 # 3. benchmarks/decode.py: beam-5 decoding against fairseq's transformer of the same depth,
 #    sources of 463 tokens + 48 generated (the 512 positions hold source + target + 1 mask).
 #
-# Data for stage 2: TEXT (plain text, one paragraph a line), else ../shared/data/wikitext2/
-# valid.txt, else .gpu-data/valid.txt (copy it there before sending the checkout to a GPU
-# host: ../shared does not travel), else random words. Environment: PYTHON (default
+# Data for stage 2: TEXT (plain text, one paragraph a line), else WikiText-2's valid.txt and
+# test.txt together from ../shared/data/wikitext2/ or from .gpu-data/ (copy them there before
+# sending the checkout to a GPU host: ../shared does not travel), else random words. Both
+# files give 28 batches of 32 x 512 an epoch, so that most log intervals hold no epoch start
+# (valid.txt alone gives 13). Environment: PYTHON (default
 # .venv/bin/python, else python3), STEPS (timed steps a mode, default 20), UPDATES (fairseq-train
 # updates a run, default 80), PRECISIONS (default "fp16 bf16"), STAGES (which of 0-3 to run,
 # default "0 1 2 3").
@@ -98,8 +100,12 @@ fi
 if stage 2; then
 echo "== 2. fairseq-train: pmlm + unilm_v2_base against masked_lm + roberta_base (at ${SECONDS} s)"
 TEXT="${TEXT:-}"
-for candidate in "$ROOT/../shared/data/wikitext2/valid.txt" "$ROOT/.gpu-data/valid.txt"; do
-    [ -z "$TEXT" ] && [ -f "$candidate" ] && TEXT="$candidate"
+for folder in "$ROOT/../shared/data/wikitext2" "$ROOT/.gpu-data"; do
+    if [ -z "$TEXT" ] && [ -f "$folder/valid.txt" ]; then
+        TEXT="$WORK/wikitext2.txt"
+        cat "$folder/valid.txt" > "$TEXT"
+        [ -f "$folder/test.txt" ] && cat "$folder/test.txt" >> "$TEXT"
+    fi
 done
 if [ -z "$TEXT" ]; then
     TEXT="$WORK/random.txt"
