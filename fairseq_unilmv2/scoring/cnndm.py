@@ -15,6 +15,8 @@ sacremoses does not serve here: its detokenizer and Penn tokenizer follow other 
 import string
 from typing import Dict, List, Sequence
 
+from .rouge import rouge_f1
+
 HYPOTHESIS_SENTENCE_SEP = "[X_SEP]"
 REFERENCE_SENTENCE_SEP = "<S_SEP>"
 PTB_BRACKETS = {"(": "-LRB-", ")": "-RRB-", "[": "-LSB-", "]": "-RSB-", "{": "-LCB-", "}": "-RCB-"}
@@ -159,18 +161,7 @@ def cnndm_scores(hypotheses: Sequence[str], references: Sequence[str], trunc_len
                  reference_sep: str = REFERENCE_SENTENCE_SEP) -> Dict[str, float]:
     """Mean ROUGE-1, ROUGE-2 and sentence-level ROUGE-L F1 (``rouge1``, ``rouge2``, ``rougeL``)
     in percent, after s2s-ft's post-processing of the hypotheses."""
-    from rouge_score import rouge_scorer
-
-    if len(hypotheses) != len(references):
-        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references: "
-                         "the files must have one example a line, aligned")
-    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeLsum"], use_stemmer=use_stemmer)
-    totals = {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}
-    for hyp, ref in zip(hypotheses, references):
-        hyp_text = "\n".join(hypothesis_sentences(hyp, trunc_len, duplicate_rate, hypothesis_sep))
-        ref_text = "\n".join(reference_sentences(ref, reference_sep))
-        scores = scorer.score(ref_text, hyp_text)  # rouge-score takes (target, prediction)
-        totals["rouge1"] += scores["rouge1"].fmeasure
-        totals["rouge2"] += scores["rouge2"].fmeasure
-        totals["rougeL"] += scores["rougeLsum"].fmeasure
-    return {name: 100.0 * total / max(len(hypotheses), 1) for name, total in totals.items()}
+    hyp_texts = ["\n".join(hypothesis_sentences(hyp, trunc_len, duplicate_rate, hypothesis_sep))
+                 for hyp in hypotheses]
+    ref_texts = ["\n".join(reference_sentences(ref, reference_sep)) for ref in references]
+    return rouge_f1(hyp_texts, ref_texts, use_stemmer, summary_level=True)

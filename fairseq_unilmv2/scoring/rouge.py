@@ -16,8 +16,12 @@ ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
 
 def rouge_f1(hypotheses: Sequence[str], references: Sequence[str],
-             use_stemmer: bool = True) -> Dict[str, float]:
-    """Mean ROUGE-1/2/L F1 over aligned examples, in percent."""
+             use_stemmer: bool = True, summary_level: bool = False) -> Dict[str, float]:
+    """Mean ROUGE-1/2/L F1 over aligned examples, in percent.
+
+    With ``summary_level`` the texts hold one sentence a line and ``rougeL`` is rouge-score's
+    ``rougeLsum`` (the longest common subsequences sentence by sentence), as the CNN/DailyMail
+    papers report it (:mod:`.cnndm`)."""
     from rouge_score import rouge_scorer
 
     if len(hypotheses) != len(references):
@@ -25,12 +29,15 @@ def rouge_f1(hypotheses: Sequence[str], references: Sequence[str],
                          "the files must have one example a line, aligned")
     if not hypotheses:
         return {name: 0.0 for name in ROUGE_TYPES}
-    scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=use_stemmer)
+    # The rouge-score figure behind each reported one.
+    computed = {"rouge1": "rouge1", "rouge2": "rouge2",
+                "rougeL": "rougeLsum" if summary_level else "rougeL"}
+    scorer = rouge_scorer.RougeScorer(list(computed.values()), use_stemmer=use_stemmer)
     totals = dict.fromkeys(ROUGE_TYPES, 0.0)
     for hyp, ref in zip(hypotheses, references):
         scores = scorer.score(ref, hyp)  # rouge-score takes (target, prediction)
         for name in ROUGE_TYPES:
-            totals[name] += scores[name].fmeasure
+            totals[name] += scores[computed[name]].fmeasure
     return {name: 100.0 * total / len(hypotheses) for name, total in totals.items()}
 
 
