@@ -91,6 +91,7 @@ class S2SFtBeamSearch(nn.Module):
         scores = ended = penalty = None
         histories: List[List[int]] = [[] for _ in range(bsz * beam)]
         words, pointers, totals = [], [], []
+        sentence_ended = [False] * bsz  # every beam of the sentence ended at some frame
         for frame in range(self.max_frames):
             decoder_out = model.decoder(prev_output_tokens, encoder_out, incremental_state)
             lprobs = model.get_normalized_probs(decoder_out, log_probs=True)[:, -1, :]
@@ -103,7 +104,9 @@ class S2SFtBeamSearch(nn.Module):
             words.append(new_words.tolist())
             pointers.append(back.tolist())
             totals.append(new_scores.tolist())
-            if self._every_sentence_ended(words):
+            sentence_ended = [done or all(w == self.eos for w in beams)
+                              for done, beams in zip(sentence_ended, words[-1])]
+            if all(sentence_ended):
                 break  # s2s-ft ignores the frames after a frame where every beam ended
             order = (torch.arange(bsz, device=device).unsqueeze(1) * beam + back).view(-1)
             model.decoder.reorder_incremental_state_scripting(incremental_state, order)
@@ -130,10 +133,6 @@ class S2SFtBeamSearch(nn.Module):
         new_scores, flat = top_scores.view(bsz, beam * beam).topk(beam, dim=-1)
         back = torch.div(flat, beam, rounding_mode="floor")
         return new_scores, top_words.view(bsz, beam * beam).gather(1, flat), back
-
-    def _every_sentence_ended(self, words) -> bool:
-        return all(any(all(w == self.eos for w in frame[s]) for frame in words)
-                   for s in range(len(words[0])))
 
     def _ngram_penalty(self, histories: List[List[int]], lprobs: torch.Tensor):
         """-10000 on the words each beam may not take next, or None when none is blocked."""
