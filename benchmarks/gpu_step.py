@@ -8,9 +8,10 @@ weights, as fairseq's ``--bf16`` keeps them), loss read where the criterions rea
 
 Per task and mode it reports the median step time, text tokens/s (``[SOS] S1 [EOS] S2 [EOS]``
 for PMLM; source + target for seq2seq), packed tokens/s, model TFLOP/s, bf16 MFU, the ratio
-to the no-mask bound, and on CUDA the host-device syncs of one step (0 is the goal). Model FLOPs per packed token = 6 x (non-embedding parameters + tied LM
-head) + 12 x layers x dim x T, the formula the earlier figures used (it counts the LM head at
-every packed token, so it flatters every mode alike). The bound (``nomask``) computes the
+to the no-mask bound, and on CUDA the host-device syncs of one step (0 is the goal). Model
+FLOPs per packed token = 6 x (non-embedding parameters + tied LM head) + 12 x layers x dim x T,
+the formula the earlier figures used (it counts the LM head at every packed token, so it
+flatters every mode alike). The bound (``nomask``) computes the
 wrong model with the same matrix products: ``F.scaled_dot_product_attention`` without any mask
 or relative position bias.
 

@@ -534,7 +534,9 @@ def finetuning_report(scores: Dict[str, Dict], answer: str, text_dir: Path,
     """Print exact match of every system side by side, then five test examples."""
     names = {"finetune": "fine-tuned from pre-training", "scratch": "fine-tuned from random "
              "weights", "baseline": f'baseline: always "{answer}"'}
-    n = len(read_lines(text_dir / "seq2seq" / "test.tgt"))
+    sources = read_lines(text_dir / "seq2seq" / "test.src")
+    references = read_lines(text_dir / "seq2seq" / "test.tgt")
+    n = len(references)
     print(f"\nread the backwards word, {n} test examples (from paragraphs never seen in "
           f"training):")
     print(f"  {'system':<36} {'exact match':>11} {'x baseline':>10}")
@@ -542,8 +544,6 @@ def finetuning_report(scores: Dict[str, Dict], answer: str, text_dir: Path,
     for system, result in scores.items():
         ratio = f"{result['exact'] / base:>9.1f}x" if base else f"{'-':>10}"
         print(f"  {names[system]:<36} {result['exact']:>10.1f}% {ratio}")
-    sources = read_lines(text_dir / "seq2seq" / "test.src")
-    references = read_lines(text_dir / "seq2seq" / "test.tgt")
     outputs = {system: read_lines(path) for system, path in hypotheses.items()}
     print(f"\n{SHOWN_EXAMPLES} test examples:")
     for i in range(min(SHOWN_EXAMPLES, n)):

@@ -67,8 +67,8 @@ class ExemptNGramRepeatBlock(NGramRepeatBlock):
     fairseq's ``SequenceGenerator`` calls it as ``blocker(tokens, lprobs, bsz, beam_size,
     step)`` with its whole token buffer (``tokens[:, 0]`` the start symbol, ``tokens[:, 1:step
     + 1]`` the words so far, padding after) and expects ``lprobs`` back with the blocked words
-    at ``-inf``. (fairseq 0.12's own CPU path reads the n-gram context from the end of that
-    buffer, i.e. from padding, and so blocks nothing; this one reads it at ``step``.)"""
+    at ``-inf``. It reads the n-gram context at ``step``, as compat fix 10 makes fairseq's own
+    CPU path do (fairseq 0.12's read it from the padded end of that buffer)."""
 
     def __init__(self, no_repeat_ngram_size: int, exempt: AbstractSet[int]):
         super().__init__(no_repeat_ngram_size, use_extension=False)

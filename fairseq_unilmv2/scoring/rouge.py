@@ -1,4 +1,5 @@
-"""ROUGE-1/2/L F1 (rouge-score, Porter stemming), BLEU-4 (sacrebleu) and exact match, as percentages.
+"""ROUGE-1/2/L F1 (rouge-score, Porter stemming), BLEU-4 (sacrebleu) and exact match, as
+percentages.
 
 One module computes the figures; ``--scoring rouge`` in ``fairseq-generate`` and
 ``scripts/score.py`` both call :func:`rouge_f1` / :func:`corpus_scores`.

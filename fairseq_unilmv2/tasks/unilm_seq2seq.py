@@ -154,14 +154,14 @@ class UniLMSeq2SeqTask(FairseqTask):
         given_source, given_target = self.positions_given
         source, target = fitted_positions(table, given_source, given_target)
         if source + target > table or source < 3 or target < 2:
+            example = fitted_positions(table)
             shown = [f"--max-source-positions {source}" + ("" if given_source else " (fitted)"),
                      f"--max-target-positions {target}" + ("" if given_target else " (fitted)")]
             raise ValueError(
                 f"{shown[0]} + {shown[1]} = {source + target} do not fit the model's {table} "
                 f"learned positions (source >= 3 and target >= 2 tokens): set "
                 f"--max-source-positions and --max-target-positions to budgets that sum to at "
-                f"most {table} (e.g. {fitted_positions(table)[0]} and "
-                f"{fitted_positions(table)[1]}), or extend the checkpoint's position table "
+                f"most {table} (e.g. {example[0]} and {example[1]}), or extend the checkpoint's position table "
                 f"(scripts/convert_checkpoint.py --max-positions)")
         if (source, target) != (self.cfg.max_source_positions, self.cfg.max_target_positions):
             logger.info(f"the model has {table} positions: --max-source-positions {source}, "
@@ -181,7 +181,8 @@ class UniLMSeq2SeqTask(FairseqTask):
                              "--max-source-positions")
         exempt = parse_exempt_words(self._generation_option(args, "no_repeat_ngram_exempt"),
                                     self.dictionary)
-        if exempt and getattr(args, "no_repeat_ngram_size", 0) <= 0:
+        ngram_size = getattr(args, "no_repeat_ngram_size", 0)
+        if exempt and ngram_size <= 0:
             logger.warning("--no-repeat-ngram-exempt has no effect without "
                            "--no-repeat-ngram-size N (s2s-ft's --forbid_duplicate_ngrams)")
         if self._generation_option(args, "s2s_ft_search") \
@@ -198,7 +199,6 @@ class UniLMSeq2SeqTask(FairseqTask):
         extra_gen_cls_kwargs.setdefault("max_len", room)
         generator = super().build_generator(models, args, seq_gen_cls=seq_gen_cls,
                                             extra_gen_cls_kwargs=extra_gen_cls_kwargs, **kwargs)
-        ngram_size = getattr(args, "no_repeat_ngram_size", 0)
         if exempt and ngram_size > 0 and hasattr(generator, "repeat_ngram_blocker"):
             # fairseq's SequenceGenerator consults this module at every step.
             generator.repeat_ngram_blocker = ExemptNGramRepeatBlock(ngram_size, exempt)
