@@ -115,6 +115,27 @@ def pmlm_batch(dictionary, lengths, rng):
                 steps=stack("steps", 0))
 
 
+def random_lines(dictionary, lengths, rng):
+    """Lines of ordinary words (ids below ``<mask>``), one of each length, as 1-D tensors."""
+    import torch
+
+    mask = dictionary.index("<mask>")
+    return [torch.from_numpy(rng.integers(dictionary.nspecial, mask, size=n)) for n in lengths]
+
+
+def collated_pmlm_sample(dictionary, lengths, rng):
+    """A batch as the pmlm task makes it (``PMLMDataset``'s collater: ``net_input`` with its
+    host-side numbers, ``target``) over random lines of the given lengths."""
+    from fairseq.data import ListDataset
+
+    from fairseq_unilmv2.data.pmlm_dataset import PMLMDataset
+
+    lengths = np.asarray(lengths)
+    dataset = PMLMDataset(ListDataset(random_lines(dictionary, lengths, rng), lengths), lengths,
+                          dictionary, dictionary.index("<mask>"))
+    return dataset.collater([dataset[i] for i in range(len(lengths))])
+
+
 # A small uncased WordPiece vocabulary laid out like BERT's: [PAD] first, the other specials
 # after an unused slot, continuation pieces (##) mixed in, so that the fairseq permutation moves
 # every special and shifts the words.

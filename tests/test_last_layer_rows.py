@@ -3,7 +3,7 @@ gradients must be exactly those of running every row and selecting afterwards.""
 import numpy as np
 import pytest
 import torch
-from helpers import pmlm_batch, tiny_unilm_model
+from helpers import collated_pmlm_sample, pmlm_batch, tiny_unilm_model
 
 from fairseq_unilmv2.modules.transformer import gather_rows, rows_of, select_rows
 
@@ -35,17 +35,7 @@ def test_collated_max_predicted_bounds_the_rows_and_changes_nothing(tmp_path):
     positions of one example, ``num_predicted`` their total, and the model gives the same
     logits with them as without."""
     model, dictionary = tiny_unilm_model()
-    from fairseq.data import ListDataset
-
-    from fairseq_unilmv2.data.pmlm_dataset import PMLMDataset
-
-    rng = np.random.default_rng(5)
-    mask = dictionary.index("<mask>")
-    lines = [torch.from_numpy(rng.integers(dictionary.nspecial, mask, size=n))
-             for n in (40, 25, 33)]
-    dataset = PMLMDataset(ListDataset(lines, np.array([40, 25, 33])), np.array([40, 25, 33]),
-                          dictionary, mask)
-    batch = dataset.collater([dataset[i] for i in range(3)])
+    batch = collated_pmlm_sample(dictionary, [40, 25, 33], np.random.default_rng(5))
     net_input = dict(batch["net_input"])
     predicted = batch["target"].ne(dictionary.pad())
     assert net_input["max_predicted"] == int(predicted.sum(dim=1).max())

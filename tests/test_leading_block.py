@@ -3,7 +3,7 @@ must give exactly what full attention gives, and must be used only where the lay
 import numpy as np
 import pytest
 import torch
-from helpers import pmlm_batch, tiny_unilm_model
+from helpers import collated_pmlm_sample, pmlm_batch, tiny_unilm_model
 
 from fairseq_unilmv2.data.layout import CONTEXT, ORIGINAL, PADDING, attention_mask, \
     leading_context_block
@@ -44,17 +44,9 @@ def test_outputs_equal_full_attention(monkeypatch):
 def test_the_collaters_hand_the_block_to_the_model_and_a_wrong_one_is_refused():
     """Off the CPU the model takes the block from the batch (reading roles would wait for the
     device); on the CPU it checks the batch's block against the roles."""
-    from fairseq.data import ListDataset
-
-    from fairseq_unilmv2.data.pmlm_dataset import PMLMDataset
-
     model, dictionary = tiny_unilm_model()
-    lengths = np.array([40, 25, 33])
-    mask = dictionary.index("<mask>")
-    rng = np.random.default_rng(4)
-    lines = [torch.from_numpy(rng.integers(dictionary.nspecial, mask, size=n)) for n in lengths]
-    dataset = PMLMDataset(ListDataset(lines, lengths), lengths, dictionary, mask)
-    net_input = dataset.collater([dataset[i] for i in range(3)])["net_input"]
+    net_input = collated_pmlm_sample(dictionary, [40, 25, 33],
+                                     np.random.default_rng(4))["net_input"]
     block = net_input["leading_block"]
     assert block is not None and block == leading_context_block(net_input["roles"])
     with torch.no_grad():

@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 import torch
 from fairseq.data import ListDataset
-from helpers import tiny_unilm_model
+from helpers import collated_pmlm_sample, random_lines, tiny_unilm_model
 
 from fairseq_unilmv2.criterions.pmlm import PMLMCriterion, PMLMCriterionConfig
 from fairseq_unilmv2.criterions.unilm_seq2seq import UniLMSeq2SeqCriterion
-from fairseq_unilmv2.data.pmlm_dataset import PMLMDataset
 from fairseq_unilmv2.data.seq2seq_dataset import Seq2SeqDataset
 from fairseq_unilmv2.tasks.unilm_seq2seq import UniLMSeq2SeqConfig
 
@@ -37,24 +36,16 @@ def to_device(sample, device):
     return sample
 
 
-def words(dictionary, rng, lengths):
-    mask = dictionary.index("<mask>")
-    return [torch.from_numpy(rng.integers(dictionary.nspecial, mask, size=n)) for n in lengths]
-
-
 def pmlm_sample(dictionary, rng):
-    lengths = np.array([40, 25, 33])
-    dataset = PMLMDataset(ListDataset(words(dictionary, rng, lengths), lengths), lengths,
-                          dictionary, dictionary.index("<mask>"))
-    return dataset.collater([dataset[i] for i in range(len(lengths))])
+    return collated_pmlm_sample(dictionary, [40, 25, 33], rng)
 
 
 def seq2seq_sample(dictionary, rng):
     source_lengths, target_lengths = np.array([30, 12, 21]), np.array([7, 11, 4])
     cfg = UniLMSeq2SeqConfig(max_source_positions=64, max_target_positions=32)
     dataset = Seq2SeqDataset(
-        "train", ListDataset(words(dictionary, rng, source_lengths), source_lengths),
-        ListDataset(words(dictionary, rng, target_lengths), target_lengths), dictionary,
+        "train", ListDataset(random_lines(dictionary, source_lengths, rng), source_lengths),
+        ListDataset(random_lines(dictionary, target_lengths, rng), target_lengths), dictionary,
         dictionary.index("<mask>"), cfg, seed=1)
     return dataset.collater([dataset[i] for i in range(len(source_lengths))])
 
