@@ -44,6 +44,10 @@ echo "== plugin, tokenizers, scoring and test tools"
 # --tokenizer moses would only serve word-level vocabularies, which nothing here uses.
 "${PIP[@]}" sentencepiece rouge-score matplotlib safetensors \
     "transformers>=4.40" pytest pytest-timeout hypothesis
+# fairseq's --tensorboard-logdir writes through torch.utils.tensorboard (the tensorboard
+# package, which also reads the events back); tensorboardX silences the "Please install
+# tensorboardX" line that importing fairseq's tasks prints without it.
+"${PIP[@]}" tensorboard tensorboardX
 "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
 
 "$VENV/bin/python" -c "import fairseq, fairseq_unilmv2; print('fairseq', fairseq.__version__)"
