@@ -17,7 +17,8 @@ PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 
 STAMP="$VENV/.fairseq_unilmv2_setup_v1"
-if [ -f "$STAMP" ] && "$VENV/bin/python" -c "import fairseq, fairseq_unilmv2" >/dev/null 2>&1; then
+if [ -f "$STAMP" ] && "$VENV/bin/python" -c "import fairseq, fairseq_unilmv2, tensorboard, tensorboardX" \
+        >/dev/null 2>&1; then
     echo "environment ready: $VENV"
     exit 0
 fi
