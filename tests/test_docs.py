@@ -30,7 +30,7 @@ from helpers import REPO
 
 DOCS = [REPO / "README.md", *sorted((REPO / "examples").glob("*/README.md"))]
 FAIRSEQ_CLIS = ("fairseq-train", "fairseq-preprocess", "fairseq-generate",
-                "fairseq-interactive", "fairseq-validate")
+                "fairseq-interactive", "fairseq-validate", "fairseq-hydra-train")
 STAND_INS = (*FAIRSEQ_CLIS, "python", "torchrun", "srun", "make")
 # A line is a documented command when its first word (after VAR=value prefixes) is one of these.
 ENTRY = re.compile(r"^(?:\w+=\S*\s+)*(fairseq-\w+|python scripts/|scripts/|torchrun|srun)")
@@ -159,10 +159,42 @@ def fairseq_argv(argv: List[str]) -> Tuple[str, List[str]]:
     return program, args
 
 
+def hydra_config(config_dir: Path, name: str, overrides: List[str]):
+    """A config of ``--config-dir`` as fairseq-hydra-train composes it: fairseq's schema, the
+    overrides (an unknown key fails), the user dir imported, the defaults of the registered
+    task, model, criterion... added."""
+    from fairseq import utils
+    from fairseq.dataclass.initialize import add_defaults, hydra_init
+    from hydra import compose, initialize_config_dir
+
+    hydra_init(name)
+    with initialize_config_dir(config_dir=str(config_dir.resolve())):
+        cfg = compose(config_name=name, overrides=overrides)
+    utils.import_user_module(cfg.common)
+    add_defaults(cfg)
+    return cfg
+
+
+def parse_hydra(args: List[str]) -> None:
+    """fairseq-hydra-train's ``--config-dir D --config-name N key=value ...``, every value
+    given (none left ``???``)."""
+    from omegaconf import OmegaConf
+
+    config_dir, name = args[args.index("--config-dir") + 1], args[args.index("--config-name") + 1]
+    overrides = [a for a in args if a not in ("--config-dir", config_dir, "--config-name", name)]
+    cfg = hydra_config(Path(config_dir), name, overrides)
+    missing = OmegaConf.missing_keys(cfg)
+    if missing:
+        raise ValueError(f"no value given for {', '.join(sorted(missing))}")
+
+
 def parse_fairseq(program: str, args: List[str]) -> None:
     from fairseq import options
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
+    if program == "fairseq-hydra-train":
+        parse_hydra(args)
+        return
     if program == "fairseq-preprocess":
         options.get_preprocessing_parser().parse_args(args)
         return
@@ -265,7 +297,8 @@ def test_train_distributed_cpu_help_prints_the_whole_usage():
 WORDS = "the cat dog sat ran on in mat park and was is a".split()
 COVERED_ELSEWHERE = {"demo": "tests/test_quickstart.py runs the same command"}
 # The rows' own sizes are tiny already; only the number of updates and epochs is cut further.
-FEWER_UPDATES = [("--max-update 100", "--max-update 3"), ("--max-epoch 10", "--max-epoch 1")]
+FEWER_UPDATES = [("--max-update 100", "--max-update 3"), ("--max-epoch 10", "--max-epoch 1"),
+                 ("optimization.max_update=100", "optimization.max_update=3")]
 
 
 def readme_entry_points() -> List[Tuple[str, str]]:
@@ -330,7 +363,7 @@ def test_readme_entry_points_run(tmp_path):
     pytest.importorskip("transformers")
     rows = readme_entry_points()
     assert [name for name, _ in rows][:3] == ["demo", "binarize text", "binarize pairs"]
-    for name in ("scripts", "fairseq_unilmv2"):
+    for name in ("scripts", "fairseq_unilmv2", "examples"):
         (tmp_path / name).symlink_to(REPO / name)
     write_readme_inputs(tmp_path)
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1",

@@ -31,7 +31,7 @@ import pytest
 import torch
 from helpers import REPO, write_lines
 from omegaconf import OmegaConf
-from test_docs import recorded_commands
+from test_docs import hydra_config, recorded_commands
 
 Flags = Dict[str, object]  # flag -> value; True: present, False: absent
 
@@ -218,17 +218,14 @@ def differences(hydra_cfg, cli_cfg) -> List[str]:
 
 
 def composed_config(case: Case, overrides: Sequence[str]):
-    """The config as fairseq-hydra-train composes it (hydra_init's schema, the overrides), with
-    fairseq's defaults of the registered task, model, criterion... added."""
-    from fairseq.dataclass.initialize import add_defaults, hydra_init
-    from hydra import compose, initialize_config_dir
-
+    """The config as fairseq-hydra-train composes it, fairseq's defaults added."""
     config = REPO / case.config
-    hydra_init(config.stem)
-    with initialize_config_dir(config_dir=str(config.parent)):
-        cfg = compose(config_name=config.stem, overrides=list(overrides))
-    add_defaults(cfg)
-    return cfg
+    cwd = os.getcwd()
+    os.chdir(REPO)  # its common.user_dir, fairseq_unilmv2, is relative to the repository
+    try:
+        return hydra_config(config.parent, config.stem, list(overrides))
+    finally:
+        os.chdir(cwd)
 
 
 def parsed_command(args: Sequence[str]):
