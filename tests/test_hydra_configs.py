@@ -12,11 +12,12 @@ README itself, as tests/test_docs.py runs it, so that a changed README or config
   README's command, both with the same tiny overrides, one update each; the ``cfg`` that each
   stored in its checkpoint is then compared.
 
-Everything that can differ between two runs of the same recipe (the save directory, hydra's
-logging set-up) is left out of the comparison; every other field of the task, model,
-criterion, optimizer, schedule, dataset, checkpoint and common settings must be equal.
-The runs share one Python process (fairseq's own console-script entry points called in turn):
-starting fairseq 30 times would cost far more than the runs.
+Only what may differ between two runs of one recipe is left out (the save directory, hydra's
+logging set-up, the scorer that training never uses); every other field of the task, model,
+criterion, optimizer, schedule, dataset, checkpoint and common settings must be equal. The
+fields that the tiny runs override (sizes, precision) are the full-size comparison's. The runs
+share one Python process (fairseq's own console-script entry points called in turn): starting
+fairseq 31 times would cost far more than the runs.
 """
 import json
 import os
