@@ -20,8 +20,9 @@ al.'s qgevalcap (pycocoevalcap's COCO BLEU-1..4, METEOR 1.5 through java, ROUGE-
 after UniLM's grouping: the lines of --src (the model's inputs) that are identical, once
 stripped and lower-cased, are one example whose references are all their questions, and whose
 hypothesis is the last one. Keys bleu1..bleu4, meteor, rougeL. The paper's figures (UniLMv2
-24.43 / 26.34 / 51.97) assume UniLM's references (--qg-references unilm, the default): its
-WordPiece-tokenized questions, ## joined, lower-cased, as scripts/qg_data.py writes them.
+24.43 / 26.34 / 51.97) are taken to assume UniLM's references (--qg-references unilm, the
+default; UniLM reports its own headline figures so): its WordPiece-tokenized questions, ##
+joined, lower-cased, as scripts/prepare_data.py squad writes them.
 --qg-references du scores against Du et al.'s PTB-tokenized questions (nqg's tgt-*.txt), the
 hypotheses re-tokenized by UniLM's fix_tokenization first (UniLM reads 0.6 BLEU-4 lower so).
 Without java, METEOR is reported unavailable (with the reason) and the rest still prints.
@@ -58,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="question generation as Du et al.'s qgevalcap (BLEU-1..4, "
                                 "METEOR, ROUGE-L) with UniLM's grouping by --src")
     parser.add_argument("--src", help="with --qg (required): the key file, one model input a "
-                                      "line, aligned with --hyp (test.key of qg_data.py: "
+                                      "line, aligned with --hyp (test.key of prepare_data.py: "
                                       "Du et al.'s sentences or UniLM's passage [SEP] answer)")
     parser.add_argument("--qg-references", choices=REFERENCE_TOKENIZATIONS, default="unilm",
                         help="with --qg: the tokenization of --ref. unilm (default, the "

@@ -14,10 +14,10 @@ hypothesis is the last one read for the key (``res[key] = [pred]``).
 
 Two reference tokenizations (``REFERENCE_TOKENIZATIONS``):
 
-- ``unilm`` (``eval_on_unilm_tokenized_ref.py``, the paper's figures): references are UniLM's
-  WordPiece-tokenized questions, ``##`` pieces joined, lower-cased; hypotheses ``##``-joined
-  and lower-cased. UniLM reports its headline figures this way, and UniLMv2's table sets its
-  figures beside those;
+- ``unilm`` (``eval_on_unilm_tokenized_ref.py``, taken as the paper's): references are
+  UniLM's WordPiece-tokenized questions, ``##`` pieces joined, lower-cased; hypotheses
+  ``##``-joined and lower-cased. UniLM's README reports its headline figures this way; the
+  UniLMv2 paper does not name its tokenization, and its code descends from UniLM's;
 - ``du`` (``eval.py``): references are Du et al.'s PTB-tokenized questions, read as they are;
   hypotheses ``##``-joined, re-tokenized by UniLM's ``fix_tokenization`` (PTB brackets as
   ``-lrb-``, ``n't``, ``3,000``, ...), lower-cased. UniLM's figures read ~0.6 BLEU-4 lower
