@@ -24,7 +24,8 @@ hypothesis is the last one. Keys bleu1..bleu4, meteor, rougeL. The paper's figur
 default; UniLM reports its own headline figures so): its WordPiece-tokenized questions, ##
 joined, lower-cased, as scripts/prepare_data.py squad writes them.
 --qg-references du scores against Du et al.'s PTB-tokenized questions (nqg's tgt-*.txt), the
-hypotheses re-tokenized by UniLM's fix_tokenization first (UniLM reads 0.6 BLEU-4 lower so).
+hypotheses re-tokenized by UniLM's fix_tokenization first (UniLM's own outputs read 0.6
+BLEU-4 lower that way).
 Without java, METEOR is reported unavailable (with the reason) and the rest still prints.
 """
 import argparse
@@ -119,7 +120,7 @@ def score_qg(parser, args, hyps, refs):
         parser.error(f"--src has {len(keys)} lines but --hyp has {len(hyps)}: "
                      "they must be aligned, one question a line")
     scores, why = evaluate_qg(hyps, refs, keys, args.qg_references, meteor=not args.no_meteor)
-    if scores["meteor"] is None:
+    if scores["meteor"] is None and not args.no_meteor:
         print(f"METEOR unavailable: {why}", file=sys.stderr)
     if args.json:
         print(json.dumps({key: None if value is None else round(value, 4)
