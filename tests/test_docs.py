@@ -338,6 +338,30 @@ def write_readme_inputs(work: Path) -> None:
                work / "unilm2-base-uncased.bin")
     (work / "unilm2-base-uncased-config.json").write_text(config.to_json_string())
     write_wordpiece_vocab(work / "unilm2-base-uncased-vocab.txt")
+    write_benchmark_releases(work)
+
+
+def write_benchmark_releases(work: Path) -> None:
+    """Tiny inputs in the release formats that scripts/prepare_data.py reads: nqg's files and
+    doclist, SQuAD JSON, CNN/DailyMail .story files, XSum summary files and id split."""
+    from helpers import write_lines
+
+    for folder in ("nqg", "stories", "bbc-summary-data"):
+        (work / folder).mkdir()
+    write_lines(work / "nqg" / "src-dev.txt", ["the cat -lrb- tabby -rrb- sat .", "a dog ran ."])
+    write_lines(work / "nqg" / "tgt-dev.txt", ["what sat ?", "what ran ?"])
+    write_lines(work / "nqg" / "doclist-dev.txt", ["Cats"])
+    qas = [{"id": "q1", "question": "What sat?", "answers": [{"text": "the cat"}]},
+           {"id": "q2", "question": "Where?", "answers": [], "is_impossible": True}]
+    (work / "squad.json").write_text(json.dumps({"version": "2.0", "data": [
+        {"title": "Cats", "paragraphs": [{"context": "the cat sat .", "qas": qas}]}]}))
+    write_lines(work / "stories" / "a.story", ["The cat sat on the mat", "", "@highlight", "",
+                                               "Cat sat", "", "@highlight", "", "On a mat"])
+    write_lines(work / "bbc-summary-data" / "1.summary",
+                ["[SN]URL[SN]", "u", "[SN]FIRST-SENTENCE[SN]", "A cat sat.",
+                 "[SN]RESTBODY[SN]", "The cat sat on the mat.", "It was happy."])
+    (work / "xsum_split.json").write_text(json.dumps({"train": ["1"], "validation": ["1"],
+                                                      "test": ["1"]}))
 
 
 def write_rte(work: Path, env: Dict[str, str]) -> None:

@@ -35,8 +35,9 @@ def _joins_hyphen(out: List[str], next_word: str) -> bool:
     return out[-1] not in string.punctuation and next_word[0] not in string.punctuation
 
 
-def fix_tokenization(text: str) -> str:
-    """s2s-ft's ``fix_tokenization``: WordPiece-style tokens -> Penn Treebank tokens."""
+def fix_tokenization(text: str, token_map: Dict[str, str] = PTB_BRACKETS) -> str:
+    """s2s-ft's ``fix_tokenization``: WordPiece-style tokens -> Penn Treebank tokens.
+    ``token_map`` replaces whole tokens (UniLM's QG evaluation uses its own, :mod:`.qg`)."""
     words = text.split()
     out: List[str] = []
     open_double = open_single = after_joining_hyphen = False
@@ -46,8 +47,8 @@ def fix_tokenization(text: str) -> str:
         nxt = words[i + 1] if i + 1 < n else None
         nxt2 = words[i + 2] if i + 2 < n else None
         joining_hyphen = False
-        if word in PTB_BRACKETS:
-            out.append(PTB_BRACKETS[word])
+        if word in token_map:
+            out.append(token_map[word])
             i += 1
         elif word == '"':
             out.append("''" if open_double else "``")
