@@ -363,7 +363,7 @@ def _no_repeat_ngram(self, tokens: torch.Tensor, lprobs: torch.Tensor, bsz: int,
     generated: List[List[int]] = tokens[:, :step + 1].cpu().tolist()
     for row in range(bsz * beam_size):
         hypothesis = generated[row]
-        context = hypothesis[starts:]  # its last n - 1 tokens
+        context = hypothesis[-(n - 1):]  # its last n - 1 tokens (as fairseq slices them)
         banned: List[int] = []
         for i in range(starts):
             if hypothesis[i:i + n - 1] == context:
