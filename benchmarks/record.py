@@ -64,6 +64,7 @@ def git_commit() -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = datetime.datetime.now(datetime.timezone.utc)
+    commit = git_commit()  # the code that runs, before anything is edited during the run
     load_before = os.getloadavg()
     start = time.monotonic()
     proc = subprocess.Popen(args.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -90,7 +91,7 @@ def main(argv=None) -> int:
                     "load1_after": round(os.getloadavg()[0], 2)},
         "versions": versions(),
         "python": platform.python_version(),
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "printed": printed,
         "result": result,
     }
