@@ -142,7 +142,8 @@ def run_pytest(root: Path, ids: List[str], report: Path, with_plugin: bool,
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join([str(root), str(REPO), str(loader_dir)]))
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-               "-o", "addopts=", "--continue-on-collection-errors", "--rootdir", str(root), f"--junitxml={report}"]
+               "-o", "addopts=", "--continue-on-collection-errors", "--rootdir", str(root),
+               f"--junitxml={report}"]
     for node in DESELECT:
         command += ["--deselect", f"tests/{node}"]
     if with_plugin:

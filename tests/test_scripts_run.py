@@ -86,7 +86,8 @@ def test_program_runs(program, tmp_path):
         pytest.skip(row)
     if row is None:
         proc = run(command(program, ["--help"]), timeout=300)
-        assert proc.returncode == 0, f"{program} --help:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}"
+        assert proc.returncode == 0, \
+            f"{program} --help:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}"
         assert "usage" in (proc.stdout + proc.stderr).lower()
         return
     text = write_lines(tmp_path / "text.txt",
