@@ -12,7 +12,7 @@ test: setup
 	$(PYTHON) -m pytest -q tests
 
 # fairseq's own tests (../shared/fairseq-tests), plain and with the plugin loaded: fails on any
-# test that passes plain and fails with the plugin (5.4 min on the 2-core CPU under load 5-7).
+# test that passes plain and fails with the plugin (4-5.5 min on the 2-core CPU at load 5-10).
 fairseq-tests: setup
 	$(PYTHON) tests/fairseq_suite.py
 

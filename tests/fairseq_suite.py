@@ -11,7 +11,7 @@ passes plain and fails with the plugin. Tests that fail plain and pass with the 
 compat fixes at work (``torch.load`` of checkpoints, ``np.compat``) and are listed, not counted
 against it. Both runs' counts are printed; the last line is one JSON object.
 
-    python tests/fairseq_suite.py                 # the CI set (5.4 min on 2 cores at load 5-7)
+    python tests/fairseq_suite.py                 # the CI set (4-5.5 min on 2 cores at load 5-10)
     python tests/fairseq_suite.py --set units     # the unit-test files only
     python tests/fairseq_suite.py --sdist none    # ../shared's files only, not the sdist's
     make fairseq-tests
