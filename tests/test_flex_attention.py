@@ -87,7 +87,9 @@ def test_compiled_flex_traces_whole_and_equals_dense(monkeypatch):
     torch.testing.assert_close(flex[real], dense[real], rtol=1e-5, atol=1e-5)
 
 
-def test_flex_falls_back_where_it_cannot_serve(caplog):
+def test_flex_falls_back_where_it_cannot_serve(caplog, monkeypatch):
+    # The warnings are logged once a process: start from none logged, whichever test ran first.
+    monkeypatch.setattr(attention, "_warned", set())
     caplog.set_level(logging.WARNING)
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert not attention.use_flex("dense", cuda, training=False, attention_dropout=0.0)

@@ -106,11 +106,14 @@ def check_parallel_data(src_path: str, src_sizes: np.ndarray, tgt_path: str,
 
 def check_restore_file(restore_file: str, suffix: str = "") -> None:
     """A ``--restore-file`` given explicitly must exist: fairseq would log 'No existing
-    checkpoint found' and silently train from scratch."""
+    checkpoint found' and silently train from scratch. Asked of fairseq's ``PathManager``, as
+    fairseq's ``load_checkpoint`` asks it (iopath's remote paths included)."""
+    from fairseq.file_io import PathManager
+
     if restore_file == "checkpoint_last.pt":  # fairseq's default: <save-dir>/checkpoint_last.pt
         return
     path = restore_file.replace(".pt", suffix + ".pt") if suffix else restore_file
-    if not os.path.exists(path):
+    if not PathManager.isfile(path):
         raise FileNotFoundError(
             f"--restore-file {path} does not exist (looked for it relative to "
             f"{os.getcwd()}): give an existing checkpoint, or leave --restore-file out to resume "
