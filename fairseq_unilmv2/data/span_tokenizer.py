@@ -168,7 +168,7 @@ class SentencePieceSpanTokenizer(SpanTokenizer):
         self.processor = spm.SentencePieceProcessor(model_file=str(model_path))
 
     def tokenize(self, text: str) -> Tuple[List[str], Offsets]:
-        encoded = self.processor.encode(text, out_type="immutable_proto")
+        encoded = self.processor.encode(text, out_type="proto")
         data = text.encode("utf-8")
         # Byte offset -> character offset (every character boundary of the UTF-8 text).
         char_at = [0] * (len(data) + 1)
