@@ -184,7 +184,7 @@ def test_v2_splits_by_the_answers_list_not_is_impossible():
     # The script's HasAns is bool(answers): a question marked answerable whose answers list is
     # empty (a user's own file) is NoAns, scored against "". Its "" prediction: EM 1, F1 1;
     # the other: "yes" vs "yes" EM 1, F1 1 -> all 100, one question in each split.
-    articles = articles_of(qa("e", impossible=False), qa("a", "yes", impossible=True))
+    articles = articles_of(qa("e", impossible=False), qa("a", "yes", impossible=False))
     scores = squad_v2_scores(articles, {"e": "", "a": "yes"})
     assert_scores(scores, {"exact": 100.0, "f1": 100.0, "total": 2, "HasAns_exact": 100.0,
                            "HasAns_f1": 100.0, "HasAns_total": 1, "NoAns_exact": 100.0,
@@ -287,8 +287,9 @@ def slice_predictions(articles):
     per question in file order, i % 4 == 0 the first gold text upper-cased with a trailing
     "!" (exact after normalization), 1 its first word plus "extra" (partial), 2 "" (empty /
     no answer), 3 "the Normans" (a fixed wrong or lucky answer). Odds (i * 37 % 23) / 4 - 1,
-    plus 2.5 for an unanswerable question (odds that tell something, so that the best threshold is inside the
-    range): values from -1 to 7 with many ties, above and below the 1.0 default threshold."""
+    plus 2.5 for an unanswerable question (odds that tell something, so that the best
+    threshold is inside the range): values from -1 to 7 with many ties, above and below the
+    1.0 default threshold."""
     predictions, odds = {}, {}
     for i, question in enumerate(qa for a in articles for p in a["paragraphs"]
                                  for qa in p["qas"]):
