@@ -1,1 +1,1 @@
-from . import cnndm, rouge  # noqa: F401
+from . import cnndm, rouge, squad  # noqa: F401
