@@ -126,7 +126,12 @@ def predict(args) -> dict:
     if any(e.answers or e.is_impossible for e in examples):
         from fairseq_unilmv2.scoring.squad import squad_scores
 
-        scores = squad_scores(articles, texts, null_odds=null_odds, version_2=version_2)
+        # The official v2.0 script counts a question whose null odds exceed --na-prob-thresh
+        # (1.0 by default) as unanswered: with a higher --null-score-diff-threshold it is
+        # raised to match, so that the scores are those of the predictions written.
+        threshold = max(1.0, task.cfg.null_score_diff_threshold)
+        scores = squad_scores(articles, texts, null_odds=null_odds, version_2=version_2,
+                              na_prob_thresh=threshold)
         scores = dict(scores)
         write_json(out / "scores.json", scores)
         written.append("scores.json")

