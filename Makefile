@@ -18,6 +18,7 @@ bench: setup
 	$(PYTHON) benchmarks/pretrain_step.py
 	$(PYTHON) benchmarks/decode.py
 	$(PYTHON) benchmarks/data_throughput.py
+	$(PYTHON) benchmarks/squad_step.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

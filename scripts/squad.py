@@ -53,11 +53,7 @@ def parse_args(argv=None):
                               "are found; a v2.0 file is still scored with the v2.0 keys)")
     predict.add_argument("--batch-size", type=int, default=32, help="windows per forward pass")
     predict.add_argument("--cpu", action="store_true", help="run on the CPU even with a GPU")
-    args = parser.parse_args(argv)
-    for name in ("path", "data"):
-        if not os.path.isfile(getattr(args, name)):
-            parser.error(f"--{name} {getattr(args, name)} does not exist")
-    return args
+    return parser.parse_args(argv)
 
 
 TASK_OVERRIDES = ("wordpiece_vocab", "wordpiece_case", "spm_model", "max_seq_length",
@@ -147,6 +143,9 @@ def main(argv=None):
     logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
                         level=logging.INFO, stream=sys.stderr)
     args = parse_args(argv)
+    for name in ("path", "data"):
+        if not os.path.isfile(getattr(args, name)):
+            raise SystemExit(f"--{name} {getattr(args, name)} does not exist")
     if args.command == "predict":
         predict(args)
 

@@ -60,7 +60,11 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of each command")
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
     p.add_argument("--stages", nargs="+", default=["all"],
-                   choices=["all", "pretrain", "finetune", "baselines", "minilm", "report"])
+                   choices=["all", "pretrain", "finetune", "scratch", "baselines", "minilm",
+                            "report"],
+                   help="stages to run (scratch: only the fine-tuning from random weights, "
+                        "which needs the pre-training's sentencepiece model and dictionary "
+                        "but not its checkpoint)")
     args = p.parse_args(argv)
     if args.quick:
         args.pretrain_updates, args.finetune_epochs, args.layers, args.dim = 30, 1, 2, 64
@@ -114,6 +118,8 @@ def pretrain(args):
     held_out = max(50, len(lines) // 50)
     (work / "text" / "train.txt").write_text("\n".join(lines[:-held_out]) + "\n")
     (work / "text" / "valid.txt").write_text("\n".join(lines[-held_out:]) + "\n")
+    if (work / "data-bin" / "dict.txt").exists():  # a stopped run: the text is binarized
+        return train_pmlm(args, work, done)
     run([sys.executable, "-c", 'import sys, sentencepiece as spm; '
          'spm.SentencePieceTrainer.train(" ".join(sys.argv[1:]))',
          f"--input={work / 'text' / 'train.txt'}", f"--model_prefix={work / 'spm'}",
@@ -128,6 +134,11 @@ for name in ("train", "valid"):
     run([fairseq("fairseq-preprocess"), "--only-source", "--trainpref", work / "text" / "train.spm",
          "--validpref", work / "text" / "valid.spm", "--destdir", work / "data-bin",
          "--workers", "1"], args.threads)
+    train_pmlm(args, work, done)
+
+
+def train_pmlm(args, work: Path, done: Path):
+    """A short pmlm run (resumes from its checkpoint_last.pt when stopped)."""
     warmup = max(1, args.pretrain_updates // 20)
     run([fairseq("fairseq-train"), work / "data-bin", "--user-dir", REPO / "fairseq_unilmv2",
          "--task", "pmlm", "--criterion", "pmlm", *model_flags(args),
@@ -227,17 +238,17 @@ def count_windows(args, data_dir: Path, tokenizer_flags) -> int:
     return n
 
 
-def finetune(args):
+def finetune(args, systems=("pretrained", "scratch")):
     pre = args.out / "pretrain"
     data_dir = squad_split(args, args.out / "squad-spm", pre / "data-bin" / "dict.txt")
     tokenizer = ["--spm-model", pre / "spm.model"]
     records = []
     for seed in args.seeds:
-        records.append(finetune_and_predict(args, "pretrained", data_dir, tokenizer,
-                                            model_flags(args), pre / "ckpt" / "checkpoint_last.pt",
-                                            seed, args.finetune_lr))
-        records.append(finetune_and_predict(args, "scratch", data_dir, tokenizer,
-                                            model_flags(args), None, seed, args.finetune_lr))
+        for system in systems:
+            restore = pre / "ckpt" / "checkpoint_last.pt" if system == "pretrained" else None
+            records.append(finetune_and_predict(args, system, data_dir, tokenizer,
+                                                model_flags(args), restore, seed,
+                                                args.finetune_lr))
     return records
 
 
@@ -315,6 +326,8 @@ def main(argv=None):
     if every or "pretrain" in stages:
         pretrain(args)
     records = []
+    if "scratch" in stages:
+        records += finetune(args, systems=("scratch",))
     if every or "finetune" in stages or "report" in stages:
         records += finetune(args) if (every or "finetune" in stages) else \
             [json.loads(p.read_text()) for p in (args.out / "runs").glob("*/result.json")
