@@ -173,6 +173,26 @@ def test_round_trip_recovers_the_gold_answers(squad_slice, wordpiece, sentencepi
     assert scores["NoAns_exact"] == 100.0
 
 
+def test_round_trip_v1_style_file(squad_slice, wordpiece, tmp_path):
+    """The slice as a v1.1 file (answerable questions only, no is_impossible): always a span,
+    scored with the v1.1 keys."""
+    from fairseq_unilmv2.scoring.squad import squad_v1_scores
+
+    articles = json.loads(json.dumps(squad_slice[1]))
+    for paragraph in (p for a in articles for p in a["paragraphs"]):
+        paragraph["qas"] = [qa for qa in paragraph["qas"] if not qa.pop("is_impossible")]
+    examples, version_2, _ = read_squad_examples(str(write_squad(tmp_path / "v1.json", articles,
+                                                                 version="1.1")))
+    assert not version_2 and len(examples) == 473
+    windower = SquadWindower(WordPieceSpanTokenizer(str(wordpiece[0])), wordpiece[2])
+    windows = [w for i, e in enumerate(examples) for w in windower.windows(e, i)]
+    predictions = predict_all(examples, windows, gold_logits(windows), version_2=False)
+    texts, null_odds = official_outputs(predictions, version_2=False)
+    assert null_odds is None and all(texts.values())
+    scores = squad_v1_scores(articles, texts)
+    assert scores["exact_match"] >= 99.5 and scores["f1"] >= 99.5
+
+
 # ----------------------------------------------------------------------------- bad input
 def write_squad(path: Path, articles, version="v2.0") -> Path:
     path.write_text(json.dumps({"version": version, "data": articles}), encoding="utf-8")
