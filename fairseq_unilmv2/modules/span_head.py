@@ -17,6 +17,6 @@ class SpanHead(nn.Module):
         nn.init.zeros_(self.proj.bias)
 
     def forward(self, features: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
-        """features (B, T, C), padding bool (B, T) -> logits (B, T, 2): [..., 0] start, [..., 1] end."""
+        """features (B, T, C), padding bool (B, T) -> (B, T, 2) logits: start, end."""
         logits = self.proj(features)
         return logits.masked_fill(padding.unsqueeze(-1), masked_fill_value(logits.dtype))
