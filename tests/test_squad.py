@@ -363,7 +363,7 @@ def test_fairseq_train_resumes_with_the_same_losses(fine_tuned):
     for update in range(5, 9):
         assert resumed[update]["loss"] == whole[update]["loss"], update
     # Two windows of 8 per update (--update-freq 2), the counts of the windows logged.
-    assert whole[1]["bsz"] == 16
+    assert float(whole[1]["bsz"]) == 16
     assert re.search(r"\d+ windows: \d+ with the answer, \d+ labelled null because the answer "
                      r"is not wholly inside them, \d+ of unanswerable questions", fine_tuned["log"])
 
@@ -428,7 +428,7 @@ def test_training_file_without_positions_is_an_error(squad_dir, wordpiece, tmp_p
     proc = run_fairseq("fairseq-train", [
         tmp_path, "--user-dir", USER_DIR, "--task", "squad", "--criterion", "squad_span",
         "--wordpiece-vocab", wordpiece[0], *TINY_MODEL_ARGS, "--max-seq-length", "64",
-        "--batch-size", "8", "--optimizer", "adam", "--lr", "1e-3", "--max-update", "1",
+        "--max-query-length", "16", "--batch-size", "8", "--optimizer", "adam", "--lr", "1e-3", "--max-update", "1",
         "--save-dir", tmp_path / "ckpt", "--cpu"], check=False, threads=1)
     assert proc.returncode != 0
     assert "no window has a usable gold answer position" in proc.stdout + proc.stderr
