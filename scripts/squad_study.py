@@ -60,11 +60,11 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of each command")
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
     p.add_argument("--stages", nargs="+", default=["all"],
-                   choices=["all", "pretrain", "finetune", "scratch", "baselines", "minilm",
-                            "report"],
-                   help="stages to run (scratch: only the fine-tuning from random weights, "
-                        "which needs the pre-training's sentencepiece model and dictionary "
-                        "but not its checkpoint)")
+                   choices=["all", "pretrain", "finetune", "pretrained", "scratch", "baselines",
+                            "minilm", "report"],
+                   help="stages to run (finetune = pretrained + scratch: the fine-tuning from "
+                        "the pre-trained checkpoint, and from random weights, which needs only "
+                        "the pre-training's sentencepiece model and dictionary)")
     args = p.parse_args(argv)
     if args.quick:
         args.pretrain_updates, args.finetune_epochs, args.layers, args.dim = 30, 1, 2, 64
@@ -329,8 +329,9 @@ def main(argv=None):
     if every or "pretrain" in stages:
         pretrain(args)
     records = []
-    if "scratch" in stages:
-        records += finetune(args, systems=("scratch",))
+    for system in ("pretrained", "scratch"):
+        if system in stages:
+            records += finetune(args, systems=(system,))
     if every or "finetune" in stages or "report" in stages:
         records += finetune(args) if (every or "finetune" in stages) else \
             [json.loads(p.read_text()) for p in (args.out / "runs").glob("*/result.json")
