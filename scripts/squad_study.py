@@ -49,7 +49,7 @@ def parse_args(argv=None):
                    help="SQuAD window length, and the pre-training block length")
     p.add_argument("--doc-stride", type=int, default=64)
     p.add_argument("--max-query-length", type=int, default=32)
-    p.add_argument("--pretrain-updates", type=int, default=800)
+    p.add_argument("--pretrain-updates", type=int, default=500)
     p.add_argument("--pretrain-lr", type=float, default=1e-3)
     p.add_argument("--finetune-epochs", type=int, default=3)
     p.add_argument("--finetune-lr", type=float, default=5e-4)
