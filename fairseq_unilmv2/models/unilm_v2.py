@@ -272,7 +272,6 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
                             "model's initialisation")
                 state_dict[prefix + key] = value
 
-
     def _upgrade_span_head(self, state_dict, prefix: str) -> None:
         """The span head, like the classification heads: a checkpoint without one (pre-trained,
         converted, another task's) leaves the model's fresh head as it is; a fine-tuned one's
