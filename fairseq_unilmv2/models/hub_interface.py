@@ -3,7 +3,8 @@
 ``UniLMv2Model.from_pretrained(...)`` returns a :class:`UniLMv2HubInterface`: it inherits
 fairseq's ``GeneratorHubInterface`` (``sample``, ``translate``, ``generate``, ``encode``,
 ``decode`` for sequence-to-sequence use) and adds the encoder-side helpers of RoBERTa's hub
-interface (``extract_features``, ``register_classification_head``, ``predict``).
+interface (``extract_features``, ``register_classification_head``, ``predict``) and, for a
+checkpoint of ``--task squad``, ``answer`` (extractive question answering).
 """
 from typing import List, Union
 
@@ -63,3 +64,22 @@ class UniLMv2HubInterface(GeneratorHubInterface):
         features = self.extract_features(tokens.to(device=self.device))
         logits = self.model.classification_heads[head](features)
         return logits if return_logits else F.log_softmax(logits, dim=-1)
+
+    def answer(self, question: str, context: str, version_2: bool = None) -> dict:
+        """The best answer span of ``context`` for ``question`` (a ``--task squad`` model):
+        ``{"text", "start", "end", "score", "null_odds"}`` where ``context[start:end] ==
+        text`` and ``score`` is the span's start + end logit. For a v2.0 model (or with
+        ``version_2=True``) a question the model finds unanswerable gets text "" and start /
+        end None; ``null_odds`` is the null score minus the best span's score."""
+        from ..data.squad_examples import SquadExample
+
+        if not hasattr(self.task, "windower"):
+            raise ValueError("answer() needs a checkpoint fine-tuned with --task squad; this one "
+                             f"has task '{getattr(self.task.cfg, '_name', '?')}'")
+        if version_2 is None:
+            version_2 = bool(self.task.cfg.version_2_with_negative)
+        example = SquadExample("question", question, context, [], False)
+        prediction = self.task.predict(self.model, [example], version_2)["question"]
+        return {"text": prediction.text, "start": prediction.char_start,
+                "end": prediction.char_end, "score": prediction.score,
+                "null_odds": prediction.null_odds}

@@ -26,6 +26,7 @@ from torch import nn
 from ..data.checks import check_checkpoint_matches, check_task_fits_model, mask_index
 from ..data.layout import CONTEXT, ORIGINAL, PADDING, PSEUDO, may_attend
 from ..modules.attention import BACKENDS
+from ..modules.span_head import SpanHead
 from ..modules.transformer import UniLMv2Transformer, select_rows
 
 logger = logging.getLogger(__name__)
@@ -109,6 +110,9 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
         self.cfg = cfg
         self.transformer = transformer
         self.classification_heads = nn.ModuleDict()
+        # The extractive QA head (``--task squad``), under its own state-dict prefix
+        # ``span_head.``; None until registered, so other tasks' checkpoints have no such keys.
+        self.span_head: Optional[SpanHead] = None
 
     @classmethod
     def build_model(cls, cfg, task):
@@ -127,7 +131,8 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
                 masked_tokens: Optional[torch.Tensor] = None,
                 max_predicted: Optional[int] = None, num_predicted: Optional[int] = None,
                 leading_block: Optional[Tuple[int, int]] = None,
-                prev_output_tokens: Optional[torch.Tensor] = None, **unused):
+                prev_output_tokens: Optional[torch.Tensor] = None, span_head: bool = False,
+                **unused):
         """One packed forward over (B, T) tokens.
 
         With ``prev_output_tokens`` it is fairseq's encoder-decoder forward instead (the
@@ -147,6 +152,7 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
         of one example), ``num_predicted`` (their total in the batch) and ``leading_block`` (the
         leading CONTEXT block of ``roles``), host-side numbers that the collaters put in
         ``net_input``, spare a GPU the syncs that would read them.
+        With ``span_head`` the output is the span head's (B, T, 2) start / end logits.
         Returns ``(output, extra)`` as RoBERTa does.
         """
         if prev_output_tokens is not None:
@@ -166,13 +172,19 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
             steps = torch.zeros_like(roles)
         # When only the LM head reads the final states, the last layer computes just those rows.
         only_masked_rows = masked_tokens is not None and not (
-            features_only or return_all_hiddens or classification_head_name is not None)
+            features_only or return_all_hiddens or classification_head_name is not None
+            or span_head)
         x, _, hiddens = self.transformer(
             src_tokens, positions, segment_labels, roles, steps, may_attend=attn_mask,
             return_all_hiddens=return_all_hiddens,
             output_rows=masked_tokens if only_masked_rows else None, output_width=max_predicted,
             output_count=num_predicted, leading_block=leading_block)
         extra = {"inner_states": hiddens}
+        if span_head:
+            if self.span_head is None:
+                raise ValueError("this model has no span head: --task squad registers one "
+                                 "(or call model.register_span_head())")
+            return self.span_head(x, src_tokens.eq(self.transformer.padding_idx)), extra
         if classification_head_name is not None:
             return self.classification_heads[classification_head_name](x), extra
         if features_only:
@@ -225,6 +237,11 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
             pooler_dropout=self.cfg.pooler_dropout,
         )
 
+    def register_span_head(self):
+        """Add the extractive QA head (fresh weights) unless the model has one."""
+        if self.span_head is None:
+            self.span_head = SpanHead(self.cfg.encoder_embed_dim)
+
     def upgrade_state_dict_named(self, state_dict, name):
         """Reconcile the checkpoint's classification heads with the model's, as RoBERTa does.
 
@@ -234,6 +251,7 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
         checkpoint) keep their fresh weights.
         """
         super().upgrade_state_dict_named(state_dict, name)
+        self._upgrade_span_head(state_dict, f"{name}.span_head." if name else "span_head.")
         prefix = f"{name}.classification_heads." if name else "classification_heads."
         for head_name, (num_classes, inner_dim) in _heads_in_state_dict(state_dict, prefix).items():
             if safe_getattr(self.cfg, "load_checkpoint_heads", False):
@@ -253,6 +271,28 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
                 logger.info(f"classification head weights {prefix + key} are new: keeping the "
                             "model's initialisation")
                 state_dict[prefix + key] = value
+
+    def _upgrade_span_head(self, state_dict, prefix: str) -> None:
+        """The span head, like the classification heads: a checkpoint without one (pre-trained,
+        converted, another task's) leaves the model's fresh head as it is; a fine-tuned one's
+        head is loaded, and registered first under ``load_checkpoint_heads`` (hub loading); a
+        head the model has no use for is dropped with a warning."""
+        keys = [k for k in state_dict if k.startswith(prefix)]
+        if keys and self.span_head is None:
+            if safe_getattr(self.cfg, "load_checkpoint_heads", False):
+                self.register_span_head()
+            else:
+                logger.warning("deleting the checkpoint's span head: the current task does not "
+                               "use one")
+                for key in keys:
+                    del state_dict[key]
+                return
+        if self.span_head is None:
+            return
+        if not keys:
+            logger.info("the checkpoint has no span head: starting it fresh")
+        for key, value in self.span_head.state_dict().items():
+            state_dict.setdefault(prefix + key, value)
 
 
 def _heads_in_state_dict(state_dict, prefix: str) -> Dict[str, tuple]:

@@ -1,1 +1,1 @@
-from . import cnndm, qg, rouge  # noqa: F401
+from . import cnndm, qg, rouge, squad  # noqa: F401
