@@ -8,9 +8,11 @@ class ConversionError(ValueError):
     """
 
 
-def run_cli(prog: str, action) -> int:
-    """Run a conversion command: fairseq-style log lines on stdout (level from $LOGLEVEL), and a
-    ``ConversionError`` printed as ``prog: error: ...`` with exit status 2, not a traceback."""
+def run_cli(prog: str, action, errors=(ConversionError,)) -> int:
+    """Run a command-line action: fairseq-style log lines on stdout (level from $LOGLEVEL), and
+    any of ``errors`` (exceptions whose message names the bad input and the fix) printed as
+    ``prog: error: ...`` with exit status 2, not a traceback. Shared by the conversion and the
+    data-preparation scripts."""
     import logging
     import os
     import sys
@@ -21,7 +23,7 @@ def run_cli(prog: str, action) -> int:
                         force=True)
     try:
         action()
-    except ConversionError as err:
+    except tuple(errors) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -1,10 +1,11 @@
 """What the preparation commands share: their error, all-or-nothing output files, text lines."""
 import logging
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Union
+
+from ..convert.errors import run_cli
 
 logger = logging.getLogger(__name__)
 
@@ -79,15 +80,6 @@ def read_lines(path: Union[str, Path]) -> List[str]:
 
 
 def run_command(prog: str, action) -> int:
-    """Run a preparation: fairseq-style log lines on stdout, a :class:`BadInput` printed as
-    ``prog: error: ...`` with exit status 2 instead of a traceback."""
-    logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
-                        datefmt="%Y-%m-%d %H:%M:%S",
-                        level=os.environ.get("LOGLEVEL", "INFO").upper(), stream=sys.stdout,
-                        force=True)
-    try:
-        action()
-    except (BadInput, FileNotFoundError) as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    """Run a preparation: fairseq-style log lines on stdout, a :class:`BadInput` (or a missing
+    file) printed as ``prog: error: ...`` with exit status 2 instead of a traceback."""
+    return run_cli(prog, action, errors=(BadInput, FileNotFoundError))
