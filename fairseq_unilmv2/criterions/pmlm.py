@@ -79,6 +79,10 @@ class PMLMCriterion(FairseqCriterion):
                                    f"{name}_count": is_par.sum()})
         logging_output.update(ntokens=sample["ntokens"], nsentences=sample["nsentences"],
                               sample_size=sample_size)
+        if "src_lengths" in net_input:
+            # What the model read, pseudo part included (ntokens counts the text only): the
+            # cost of an objective, e.g. in scripts/ablation.py. Host-side, no device sync.
+            logging_output["input_tokens"] = net_input["src_lengths"].sum()
         return loss, sample_size, logging_output
 
     @staticmethod
@@ -101,6 +105,8 @@ class PMLMCriterion(FairseqCriterion):
                                    round=3)
             # Totals since the last log line, not averages.
             metrics.log_scalar_sum(f"{part}_count", count)
+        if any("input_tokens" in log for log in logging_outputs):
+            metrics.log_scalar_sum("input_tokens", total("input_tokens"))
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:
