@@ -127,12 +127,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> AblationConfig:
         if args[f.name] is None:
             args[f.name] = (QUICK[f.name] if args["quick"] and f.name in QUICK else
                             f.default_factory() if callable(f.default_factory) else f.default)
-    missing = [p for p in [*args["text"], Path(args["nqg"]) / "src-dev.txt",
-                           Path(args["nqg"]) / "tgt-dev.txt"] if not Path(p).is_file()]
-    if missing:
-        parser.error(f"no such file: {', '.join(map(str, missing))} (the default data lives in "
-                     f"{SHARED}; pass --text / --nqg)")
     return AblationConfig(**args)
+
+
+def check_inputs(cfg: AblationConfig) -> None:
+    """At run time, not parse time: the default data is ../shared/data, absent on some clones."""
+    missing = [p for p in [*cfg.text, Path(cfg.nqg) / "src-dev.txt", Path(cfg.nqg) / "tgt-dev.txt"]
+               if not Path(p).is_file()]
+    if missing:
+        raise SystemExit(f"ablation: no such file: {', '.join(map(str, missing))} (the default "
+                         f"data lives in {SHARED}; pass --text / --nqg)")
 
 
 # ----------------------------------------------------------------------------- cells (resume)
@@ -462,8 +466,12 @@ def plot(rows: Dict[str, Dict[int, Dict]], table: Dict, entropy: float, out: Pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    parts = ["ae_loss", "par_loss", "ar_loss"]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
+    parts = [part for part in ("ae_loss", "par_loss", "ar_loss")
+             if any(f"valid_{part}" in cells.get("pretrain", {}).get("curves", {})
+                    for seeds in rows.values() for cells in seeds.values())]
+    fig, axes = plt.subplots(1, len(parts), figsize=(5 * len(parts), 4), sharey=True,
+                             squeeze=False)
+    axes = axes[0]
     colors = {row: f"C{i}" for i, row in enumerate(rows)}
     for ax, part in zip(axes, parts):
         for row, seeds in rows.items():
@@ -501,6 +509,7 @@ def plot(rows: Dict[str, Dict[int, Dict]], table: Dict, entropy: float, out: Pat
 # ----------------------------------------------------------------------------- main
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
     cfg = parse_args(argv)
+    check_inputs(cfg)
     os.environ["OMP_NUM_THREADS"] = str(cfg.threads)
     os.environ["CUDA_VISIBLE_DEVICES"] = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     start = time.time()
