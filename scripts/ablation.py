@@ -63,6 +63,10 @@ class AblationConfig:
         "help": "pre-training objectives to compare"})
     seeds: List[int] = field(default_factory=lambda: [1, 2, 3], metadata={
         "help": "seeds: one pre-training and one fine-tuning of each task per objective and seed"})
+    skip_scratch: bool = field(default=False, metadata={
+        "help": "leave out the from-scratch row: to split one study over processes that share "
+                "--out (e.g. --objectives ae ar par in one, ae+ar ae+par --skip-scratch in "
+                "another), then one run with every objective makes the table from their cells"})
     quick: bool = field(default=False, metadata={
         "help": "tiny sizes and few examples, the same stages (minutes); explicit flags win"})
     threads: int = field(default=1, metadata={
@@ -128,6 +132,26 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> AblationConfig:
             args[f.name] = (QUICK[f.name] if args["quick"] and f.name in QUICK else
                             f.default_factory() if callable(f.default_factory) else f.default)
     return AblationConfig(**args)
+
+
+# What a cell does not depend on: a folder holds cells of one set of the other settings.
+NOT_IN_CELLS = ("out", "objectives", "seeds", "threads", "skip_scratch", "quick")
+
+
+def check_settings(cfg: AblationConfig, out: Path) -> None:
+    """Finished cells are reused only under the settings that made them: --out of another
+    study (other sizes, text or updates) is refused rather than mixed into one table."""
+    settings = {k: v for k, v in vars(cfg).items() if k not in NOT_IN_CELLS}
+    path = out / "settings.json"
+    if path.exists():
+        before = json.loads(path.read_text())
+        changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
+        if changed:
+            flags = ", ".join("--" + k.replace("_", "-") for k in changed)
+            raise SystemExit(f"ablation: {out} holds cells made with other settings ({flags}): "
+                             "pass the same ones, or another --out")
+    else:
+        path.write_text(json.dumps(settings, indent=1))
 
 
 def check_inputs(cfg: AblationConfig) -> None:
@@ -511,15 +535,15 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     cfg = parse_args(argv)
     check_inputs(cfg)
     os.environ["OMP_NUM_THREADS"] = str(cfg.threads)
-    os.environ["CUDA_VISIBLE_DEVICES"] = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     start = time.time()
     out = Path(cfg.out).resolve()
     (out / "logs").mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(vars(cfg), indent=1))
+    check_settings(cfg, out)
     print(f"== ablation: all results go to {out}", flush=True)
     prepared = prepare(cfg, out)
     spm_model = Path(prepared["spm_model"])
-    rows: Dict[str, Dict[int, Dict]] = {row: {} for row in [*cfg.objectives, SCRATCH]}
+    scratch = [] if cfg.skip_scratch else [SCRATCH]
+    rows: Dict[str, Dict[int, Dict]] = {row: {} for row in [*cfg.objectives, *scratch]}
     for seed in cfg.seeds:
         for objective in cfg.objectives:
             pre = pretrain_cell(cfg, out, objective, seed)
@@ -527,8 +551,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
                 "pretrain": pre,
                 "qg": qg_cell(cfg, out, objective, seed, pre["checkpoint"], spm_model),
                 "cls": cls_cell(cfg, out, objective, seed, pre["checkpoint"])}
-        rows[SCRATCH][seed] = {"qg": qg_cell(cfg, out, SCRATCH, seed, None, spm_model),
-                               "cls": cls_cell(cfg, out, SCRATCH, seed, None)}
+        if scratch:
+            rows[SCRATCH][seed] = {"qg": qg_cell(cfg, out, SCRATCH, seed, None, spm_model),
+                                   "cls": cls_cell(cfg, out, SCRATCH, seed, None)}
     baseline = baselines(out)
     table = summarize(rows, baseline)
     md = markdown(table, cfg.seeds)
