@@ -98,7 +98,8 @@ class AblationConfig:
     lenpen: float = field(default=1.0, metadata={"help": "length penalty of generation"})
     validations: int = field(default=4, metadata={"help": "validations a training run"})
     max_test_examples: int = field(default=300, metadata={
-        "help": "question-generation test pairs decoded and valid pairs validated (0 = all)"})
+        "help": "question-generation test pairs decoded and valid pairs validated, and "
+                "classification valid questions (0 = all)"})
     pretrain_paragraphs: int = field(default=0, metadata={
         "help": "use at most this many pre-training paragraphs (0 = all)"})
     max_pairs: int = field(default=0, metadata={"help": "use at most this many nqg pairs (0 = all)"})
@@ -226,6 +227,8 @@ def task_data(cfg: AblationConfig, text_dir: Path) -> Dict[str, int]:
     if cfg.max_test_examples:
         for split in ("valid", "test"):
             qg[split] = qg[split][:cfg.max_test_examples]
+        # Validation runs several times a fine-tuning: keep it as small (as many questions).
+        cls["valid"] = cls["valid"][:2 * cfg.max_test_examples]
     for split, pairs in qg.items():
         write_lines(text_dir / "qg" / f"{split}.src", [s for s, _ in pairs])
         write_lines(text_dir / "qg" / f"{split}.tgt", [q for _, q in pairs])
