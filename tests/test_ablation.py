@@ -1,7 +1,7 @@
 """``scripts/ablation.py --quick``: the objective ablation end to end, then resumed.
 
-One run with two objectives (``ae``: no pseudo part; ``ar``: a step per masked token), one seed
-and the from-scratch row, on ../shared/data (wikitext2 for pre-training, nqg for the two
+One run with one objective (``ar``: a step per masked token, the layout furthest from
+masked_lm's), one seed and the from-scratch row, on ../shared/data (wikitext2 for pre-training, nqg for the two
 fine-tuning tasks), checked artefact by artefact; then the same command again, which must keep
 every finished cell and run no fairseq stage.
 """
@@ -13,12 +13,14 @@ import pytest
 
 from helpers import REPO, shared_file
 
-COMMAND = ["--quick", "--objectives", "ae", "ar", "--seeds", "1"]
+COMMAND = ["--quick", "--objectives", "ar", "--seeds", "1"]
+# --quick's pre-training: 20 updates of 16 blocks of 16 tokens.
+QUICK_TEXT_TOKENS = 20 * 16 * 16
 
 
 def run_ablation(out):
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "ablation.py"), *COMMAND,
-                           "--out", str(out)], capture_output=True, text=True, timeout=900,
+                           "--out", str(out)], capture_output=True, text=True, timeout=2400,
                           env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
@@ -35,9 +37,7 @@ def study(tmp_path_factory):
 
 def test_every_stage_prints_its_command(study):
     _, stdout, _ = study
-    for objective in ("ae", "ar"):
-        assert f"--task pmlm --criterion pmlm" in stdout
-        assert f"--objective {objective} " in stdout
+    assert "--objective ar --task pmlm --criterion pmlm" in stdout
     assert "--task unilm_seq2seq" in stdout and "fairseq-generate" in stdout
     assert "--task sentence_prediction" in stdout and "fairseq-validate" in stdout
     assert "scripts/score.py" in stdout
@@ -47,12 +47,11 @@ def test_table_has_every_row_and_task(study):
     out, stdout, _ = study
     results = json.loads((out / "results.json").read_text())
     table = results["table"]
-    assert list(table) == ["ae", "ar", "scratch", "trivial baseline"]
-    for row in ("ae", "ar", "scratch"):
+    assert list(table) == ["ar", "scratch", "trivial baseline"]
+    for row in ("ar", "scratch"):
         for key in ("bleu4", "rougeL", "accuracy"):
             assert table[row][key]["n"] == 1 and 0 <= table[row][key]["mean"] <= 100
-    # Each objective logs its own losses only.
-    assert set(table["ae"]["valid_loss"]) == {"ae_loss"}
+    # The objective logs its own loss only.
     assert set(table["ar"]["valid_loss"]) == {"ar_loss"}
     assert table["scratch"]["valid_loss"] == {}
     # Balanced question/sentence classes: the majority class is right about half the time.
@@ -63,11 +62,11 @@ def test_table_has_every_row_and_task(study):
 
 
 def test_pseudo_part_costs_tokens(study):
-    """Same updates and batch of texts: AR reads its pseudo masks and originals on top."""
+    """AR reads its pseudo masks and originals on top of the text: ~1.3x the text tokens
+    (15% masked, each twice; a few blocks at the end of the data are shorter)."""
     out, _, _ = study
     cells = json.loads((out / "results.json").read_text())["cells"]
-    ae, ar = (cells[o]["1"]["pretrain"]["input_tokens"] for o in ("ae", "ar"))
-    assert ae > 0 and 1.15 < ar / ae < 1.6
+    assert 1.15 < cells["ar"]["1"]["pretrain"]["input_tokens"] / QUICK_TEXT_TOKENS < 1.6
 
 
 def test_plots_are_pngs(study):
