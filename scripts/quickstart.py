@@ -370,8 +370,11 @@ def schedule_args(updates: int, lr: float, warmup_ratio: float, validations: int
             "--log-interval", max(1, min(10, updates // 20)), "--num-workers", "0"]
 
 
-def pretrain(cfg: QuickstartConfig, data: Path, save_dir: Path, log: Path) -> Path:
-    run([cli("fairseq-train"), data, *model_args(cfg), "--task", "pmlm", "--criterion", "pmlm",
+def pretrain(cfg: QuickstartConfig, data: Path, save_dir: Path, log: Path,
+             extra_args: Sequence[str] = ()) -> Path:
+    """``extra_args``: more fairseq-train flags (scripts/ablation.py: --objective)."""
+    run([cli("fairseq-train"), data, *model_args(cfg), *extra_args,
+         "--task", "pmlm", "--criterion", "pmlm",
          "--tokens-per-sample", cfg.tokens_per_sample, "--batch-size", cfg.pretrain_batch_size,
          *schedule_args(cfg.pretrain_updates, cfg.pretrain_lr, cfg.pretrain_warmup,
                         cfg.validations),

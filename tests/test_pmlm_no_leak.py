@@ -3,12 +3,16 @@
 Batches come from ``PMLMDataset`` (blockwise masking, layout, padding and the collater's mask),
 the model is a tiny random ``unilm_v2`` in eval mode. Changing the appended ORIGINAL copy of a
 masked token of step s (and nothing the AE part shows) must change no AE output, no PAR output
-of steps <= s, and must change the PAR output of some later step when there is one.
+of steps <= s, and must change the PAR output of some later step when there is one. Checked
+for every ``--objective``: under ``ar`` every masked token is its own step, under ``ae`` there
+is no appended part, hence no original to leak.
 """
 import numpy as np
+import pytest
 import torch
 
-from fairseq_unilmv2.data.layout import CONTEXT, ORIGINAL, PSEUDO, attention_mask
+from fairseq_unilmv2.data.layout import (CONTEXT, OBJECTIVES, ORIGINAL, PSEUDO,
+                                         attention_mask)
 from fairseq_unilmv2.data.pmlm_dataset import PMLMDataset
 from helpers import tiny_unilm_model
 
@@ -18,12 +22,12 @@ TRIALS_PER_BATCH = 3
 SAME, CHANGED = 1e-6, 1e-4  # max |difference| of hidden states: unchanged / clearly changed
 
 
-def random_text_dataset(dictionary, seed=0):
+def random_text_dataset(dictionary, seed=0, objective="ae+par"):
     rng = np.random.default_rng(seed)
     mask_idx = dictionary.index("<mask>")
     lengths = rng.integers(4, 48, size=N_EXAMPLES)
     blocks = [rng.integers(dictionary.nspecial, mask_idx, size=n) for n in lengths]
-    return PMLMDataset(blocks, lengths, dictionary, mask_idx, seed=seed)
+    return PMLMDataset(blocks, lengths, dictionary, mask_idx, seed=seed, objective=objective)
 
 
 def hidden_states(model, batch, tokens):
@@ -82,12 +86,30 @@ def pmlm_batches(dataset):
             for start in range(0, len(dataset), BATCH)]
 
 
-def test_changing_an_original_leaks_nowhere_it_must_not():
+@pytest.mark.parametrize("objective", [o for o in OBJECTIVES if o != "ae"])
+def test_changing_an_original_leaks_nowhere_it_must_not(objective):
     model, dictionary = tiny_unilm_model()
-    batches = pmlm_batches(random_text_dataset(dictionary))
+    batches = pmlm_batches(random_text_dataset(dictionary, objective=objective))
     violations, later_step_checks = leak_violations(model, dictionary, batches)
     assert not violations, "\n".join(violations[:10])
     assert later_step_checks >= 200  # the "must change" half was exercised, not vacuous
+
+
+def test_ae_has_no_original_to_leak():
+    """``--objective ae``: the input is the masked text alone; no masked position's token is
+    anywhere in it but where BERT's 10% "keep" rule shows it at its own position."""
+    _, dictionary = tiny_unilm_model()
+    dataset = random_text_dataset(dictionary, objective="ae")
+    kept, masked = 0, 0
+    for batch in pmlm_batches(dataset):
+        net = batch["net_input"]
+        assert net["roles"].ne(CONTEXT).sum() == net["src_tokens"].eq(dictionary.pad()).sum()
+        assert net["src_tokens"].size(1) == max(dataset[int(i)]["text_length"]
+                                                for i in batch["id"])
+        predicted = batch["target"].ne(dictionary.pad())
+        kept += int(net["src_tokens"][predicted].eq(batch["target"][predicted]).sum())
+        masked += int(predicted.sum())
+    assert masked > 1000 and kept / masked < 0.15  # 10% kept, ~1/60 of 10% random hit it
 
 
 def test_the_check_catches_a_leaky_mask():

@@ -5,33 +5,46 @@ masked tokens; the sample size is the number of masked text tokens, so that the 
 is per masked token (AE and PAR each predict every masked token once). Losses are logged in
 base 2, as fairseq's ``masked_lm`` does; no perplexity is derived, since ``loss`` is the sum of
 two per-token losses.
+
+The task's ``--objective`` decides which losses exist: ``ae`` has no pseudo part, ``par`` and
+``ar`` no AE loss; the pseudo-mask loss is logged as ``par_loss`` or ``ar_loss`` after the
+objective. Only the losses that exist are logged.
 """
 import math
 from dataclasses import dataclass, field
+from typing import Optional
 
 import torch.nn.functional as F
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 from fairseq.logging import metrics
 
-from ..data.layout import CONTEXT, PSEUDO
+from ..data.layout import CONTEXT, PSEUDO, Objective
 from ..modules.transformer import select_rows
 
 
 @dataclass
 class PMLMCriterionConfig(FairseqDataclass):
-    ae_weight: float = field(default=1.0, metadata={
-        "help": "weight of the autoencoding loss, read at the conventional masks"})
-    par_weight: float = field(default=1.0, metadata={
-        "help": "weight of the partially autoregressive loss, read at the pseudo masks"})
+    # None stands for 1.0, so that a weight given for a loss the objective leaves out is told
+    # apart from the default and refused.
+    ae_weight: Optional[float] = field(default=None, metadata={
+        "help": "weight of the autoencoding loss, read at the conventional masks (default 1); "
+                "only with an --objective that has it (ae, ae+ar, ae+par)"})
+    par_weight: Optional[float] = field(default=None, metadata={
+        "help": "weight of the loss at the pseudo masks (PAR, or AR under --objective ar / "
+                "ae+ar; default 1); only with an --objective that has them (not ae)"})
 
 
 @register_criterion("pmlm", dataclass=PMLMCriterionConfig)
 class PMLMCriterion(FairseqCriterion):
     def __init__(self, cfg: PMLMCriterionConfig, task):
         super().__init__(task)
-        self.ae_weight = cfg.ae_weight
-        self.par_weight = cfg.par_weight
+        # Tasks without --objective (e.g. an older pmlm task object) have both parts.
+        self.objective = getattr(task, "objective", Objective(ae=True, pseudo="par"))
+        self.pseudo_name = self.objective.pseudo  # "par", "ar" or "" (no pseudo part)
+        _check_weights(cfg, self.objective)
+        self.ae_weight = 1.0 if cfg.ae_weight is None else cfg.ae_weight
+        self.par_weight = 1.0 if cfg.par_weight is None else cfg.par_weight
 
     def forward(self, model, sample, reduce=True):
         net_input = sample["net_input"]
@@ -44,22 +57,32 @@ class PMLMCriterion(FairseqCriterion):
         correct = logits.argmax(dim=-1).eq(targets)
         is_ae, is_par = roles.eq(CONTEXT), roles.eq(PSEUDO)
         ae_loss, par_loss = nll.where(is_ae, 0).sum(), nll.where(is_par, 0).sum()
-        loss = self.ae_weight * ae_loss + self.par_weight * par_loss
+        if self.objective.ae and self.pseudo_name:
+            loss = self.ae_weight * ae_loss + self.par_weight * par_loss
+        elif self.objective.ae:
+            loss = self.ae_weight * ae_loss
+        else:
+            loss = self.par_weight * par_loss
         # Counts stay tensors, as in fairseq's masked_lm: reading them here (int(...)) would
         # wait for the device in every step; fairseq's logging sums tensors as they are.
-        sample_size = is_ae.sum()  # the masked text tokens, each read once by AE
-        logging_output = {
-            "loss": loss.data,
-            "ae_loss": ae_loss.data,
-            "par_loss": par_loss.data,
-            "ae_correct": (correct & is_ae).sum(),
-            "par_correct": (correct & is_par).sum(),
-            "ae_count": sample_size,
-            "par_count": is_par.sum(),
-            "ntokens": sample["ntokens"],
-            "nsentences": sample["nsentences"],
-            "sample_size": sample_size,
-        }
+        # The sample size is the masked text tokens, each read once by AE (or by the pseudo
+        # masks when there is no AE loss).
+        sample_size = is_ae.sum() if self.objective.ae else is_par.sum()
+        logging_output = {"loss": loss.data}
+        if self.objective.ae:
+            logging_output.update(ae_loss=ae_loss.data, ae_correct=(correct & is_ae).sum(),
+                                  ae_count=is_ae.sum())
+        if self.pseudo_name:
+            name = self.pseudo_name
+            logging_output.update({f"{name}_loss": par_loss.data,
+                                   f"{name}_correct": (correct & is_par).sum(),
+                                   f"{name}_count": is_par.sum()})
+        logging_output.update(ntokens=sample["ntokens"], nsentences=sample["nsentences"],
+                              sample_size=sample_size)
+        if "src_lengths" in net_input:
+            # What the model read, pseudo part included (ntokens counts the text only): the
+            # cost of an objective, e.g. in scripts/ablation.py. Host-side, no device sync.
+            logging_output["input_tokens"] = net_input["src_lengths"].sum()
         return loss, sample_size, logging_output
 
     @staticmethod
@@ -68,22 +91,35 @@ class PMLMCriterion(FairseqCriterion):
             return sum(log.get(key, 0) for log in logging_outputs)
 
         sample_size = total("sample_size")
-        ae_count, par_count = total("ae_count"), total("par_count")
         if sample_size > 0:
             metrics.log_scalar("loss", total("loss") / sample_size / math.log(2), sample_size,
                                round=3)
-        if ae_count > 0:
-            metrics.log_scalar("ae_loss", total("ae_loss") / ae_count / math.log(2), ae_count,
-                               round=3)
-            metrics.log_scalar("ae_acc", total("ae_correct") / ae_count, ae_count, round=3)
-        if par_count > 0:
-            metrics.log_scalar("par_loss", total("par_loss") / par_count / math.log(2),
-                               par_count, round=3)
-            metrics.log_scalar("par_acc", total("par_correct") / par_count, par_count, round=3)
-        # Totals since the last log line, not averages.
-        metrics.log_scalar_sum("ae_count", ae_count)
-        metrics.log_scalar_sum("par_count", par_count)
+        for part in ("ae", "par", "ar"):
+            if not any(f"{part}_count" in log for log in logging_outputs):
+                continue  # a loss the objective leaves out
+            count = total(f"{part}_count")
+            if count > 0:
+                metrics.log_scalar(f"{part}_loss", total(f"{part}_loss") / count / math.log(2),
+                                   count, round=3)
+                metrics.log_scalar(f"{part}_acc", total(f"{part}_correct") / count, count,
+                                   round=3)
+            # Totals since the last log line, not averages.
+            metrics.log_scalar_sum(f"{part}_count", count)
+        if any("input_tokens" in log for log in logging_outputs):
+            metrics.log_scalar_sum("input_tokens", total("input_tokens"))
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:
         return True
+
+
+def _check_weights(cfg: PMLMCriterionConfig, objective: Objective) -> None:
+    """A weight given for a loss the objective leaves out would silently do nothing."""
+    if cfg.ae_weight is not None and not objective.ae:
+        raise ValueError(f"--ae-weight {cfg.ae_weight} weights the AE loss, which this "
+                         "--objective leaves out: drop --ae-weight or pick an objective with "
+                         "ae (ae, ae+ar, ae+par)")
+    if cfg.par_weight is not None and not objective.pseudo:
+        raise ValueError(f"--par-weight {cfg.par_weight} weights the loss at the pseudo masks, "
+                         "which --objective ae leaves out: drop --par-weight or pick an "
+                         "objective with a pseudo part (ar, par, ae+ar, ae+par)")

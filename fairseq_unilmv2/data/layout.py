@@ -37,13 +37,54 @@ The paper's worked example (SPEC 3.3; positions 1-based as in the paper, the mod
     O2            1  1  1  1  1  1  0  0  1  1  0  1
 
 ``tests/test_layout.py`` rebuilds this example and compares it with the table.
+
+The paper's ablation objectives (:class:`Objective`, ``--objective`` of the pmlm task) change
+which parts exist and which rows carry a loss, never the rule: ``ae`` keeps the CONTEXT part
+alone (masked_lm's input), ``par`` and ``ar`` keep today's input but read no loss at the
+conventional masks, and ``ar`` makes every masked token its own step
+(:func:`factorization_steps`). ``tests/test_objective_layout.py`` works them out by hand.
 """
-from typing import Dict, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 CONTEXT, PSEUDO, ORIGINAL, PADDING = 0, 1, 2, 3
+
+# The paper's pre-training objectives (its Table 6 ablation), as ``--objective`` spells them.
+OBJECTIVES = ("ae", "ar", "par", "ae+ar", "ae+par")
+
+
+class Objective(NamedTuple):
+    """Which parts a PMLM example has and which of its rows carry a loss."""
+
+    ae: bool     # AE loss at the conventional masks of the CONTEXT part
+    pseudo: str  # "" (no pseudo part), "par" (a step per masked span), "ar" (a step per token)
+
+    @classmethod
+    def parse(cls, name: str) -> "Objective":
+        name = str(name)  # fairseq hands a config's choice over as a str-like enum
+        if name not in OBJECTIVES:
+            raise ValueError(f"--objective {name!r} is not one of {', '.join(OBJECTIVES)}")
+        parts = name.split("+")
+        return cls(ae="ae" in parts, pseudo=next((p for p in parts if p != "ae"), ""))
+
+
+def factorization_steps(blocks: Sequence[np.ndarray], objective: Objective,
+                        rng: np.random.Generator) -> List[np.ndarray]:
+    """The masked positions grouped into factorization steps, in step order.
+
+    PAR keeps blockwise masking's blocks (one step a span, in sampling order); AR splits them
+    into single tokens in a random order of all masked tokens (its draw from ``rng`` comes
+    after every draw of the other objectives, which therefore see the same masks); an objective
+    without a pseudo part has no steps.
+    """
+    if objective.pseudo == "par":
+        return list(blocks)
+    if objective.pseudo == "ar" and len(blocks):
+        tokens = rng.permutation(np.concatenate(blocks))
+        return [tokens[i:i + 1] for i in range(len(tokens))]
+    return []
 
 
 def may_attend(query_roles: torch.Tensor, query_steps: torch.Tensor,
@@ -141,16 +182,24 @@ class PMLMLayout(NamedTuple):
 def pmlm_layout(original: np.ndarray, corrupted: np.ndarray, segments: np.ndarray,
                 blocks: Sequence[Sequence[int]], mask_idx: int, pad_idx: int,
                 append_last_originals: bool = True,
-                pseudo_tokens: Optional[np.ndarray] = None) -> PMLMLayout:
+                pseudo_tokens: Optional[np.ndarray] = None,
+                ae_loss: bool = True) -> PMLMLayout:
     """Lay out one PMLM example (SPEC 3.3).
 
     ``original`` is the text (with its special tokens), ``corrupted`` the same text after the
     80/10/10 rule on the masked positions, ``blocks`` the masked positions grouped into blocks in
-    factorization order. Every masked position is a target of the AE part (whatever it shows)
-    and of its pseudo mask. ``pseudo_tokens`` overrides what the pseudo masks show (one entry
-    per masked position in block order; default: the mask symbol). The originals of the last
-    step are attended by no one, so ``append_last_originals=False`` leaves them out.
+    factorization order. Every masked position is a target of the AE part (whatever it shows;
+    unless ``ae_loss`` is False) and of its pseudo mask. ``pseudo_tokens`` overrides what the
+    pseudo masks show (one entry per masked position in block order; default: the mask symbol).
+    The originals of the last step are attended by no one, so ``append_last_originals=False``
+    leaves them out. :func:`objective_layout` lays out an example for any ``--objective``.
     """
+    if not ae_loss:
+        layout = pmlm_layout(original, corrupted, segments, blocks, mask_idx, pad_idx,
+                             append_last_originals, pseudo_tokens)
+        target = layout.target.copy()
+        target[:len(original)] = pad_idx  # the conventional masks stay, as context only
+        return layout._replace(target=target)
     length = len(original)
     sizes = np.array([len(block) for block in blocks], dtype=np.int64)
     masked = (np.concatenate([np.asarray(block, dtype=np.int64) for block in blocks])
@@ -185,3 +234,27 @@ def pmlm_layout(original: np.ndarray, corrupted: np.ndarray, segments: np.ndarra
         steps=np.concatenate([np.zeros(length, dtype=np.int64), block_of + 1]),
         target=np.concatenate([target, np.where(is_original, pad_idx, appended_originals)]),
     )
+
+
+def objective_layout(original: np.ndarray, corrupted: np.ndarray, segments: np.ndarray,
+                     blocks: Sequence[np.ndarray], objective: Objective, mask_idx: int,
+                     pad_idx: int, rng: np.random.Generator,
+                     append_last_originals: bool = True) -> PMLMLayout:
+    """One example under ``objective``: blockwise masking's ``blocks`` (in sampling order)
+    become its factorization steps, and the layout has the parts the objective keeps.
+
+    Without a pseudo part (``ae``) the example is the masked text alone, as long as
+    masked_lm's, with the AE targets at the masked positions.
+    """
+    if not objective.pseudo:
+        masked = (np.concatenate(blocks) if len(blocks) else np.zeros(0, dtype=np.int64))
+        target = np.full(len(original), pad_idx, dtype=np.int64)
+        target[masked] = original[masked]
+        return PMLMLayout(tokens=corrupted.astype(np.int64),
+                          positions=np.arange(len(original), dtype=np.int64),
+                          segments=segments.astype(np.int64),
+                          roles=np.full(len(original), CONTEXT, dtype=np.int64),
+                          steps=np.zeros(len(original), dtype=np.int64), target=target)
+    steps = factorization_steps(blocks, objective, rng)
+    return pmlm_layout(original, corrupted, segments, steps, mask_idx, pad_idx,
+                       append_last_originals, ae_loss=objective.ae)

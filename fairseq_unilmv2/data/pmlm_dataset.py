@@ -12,7 +12,8 @@ import torch
 from fairseq.data import FairseqDataset, data_utils
 
 from .blockwise_masking import blockwise_mask, corrupt_masked
-from .layout import collate_field, collate_layouts, leading_context_block, pmlm_layout
+from .layout import (Objective, collate_field, collate_layouts, leading_context_block,
+                     objective_layout)
 
 # [SOS] S1 [EOS] S2 [EOS]: three special tokens around the text of a block.
 SPECIALS_PER_EXAMPLE = 3
@@ -30,7 +31,7 @@ class PMLMDataset(FairseqDataset):
                  mask_prob: float = 0.15, span_prob: float = 0.4, min_span_len: int = 2,
                  max_span_len: int = 6, random_token_prob: float = 0.1,
                  leave_unmasked_prob: float = 0.1, append_last_originals: bool = True,
-                 shuffle: bool = True):
+                 shuffle: bool = True, objective: str = "ae+par"):
         super().__init__()
         self.blocks = blocks
         self.dictionary = dictionary
@@ -44,6 +45,7 @@ class PMLMDataset(FairseqDataset):
         self.leave_unmasked_prob = leave_unmasked_prob
         self.append_last_originals = append_last_originals
         self.shuffle = shuffle
+        self.objective = Objective.parse(objective)
         self.epoch = 1
         self.special_ids = np.array(sorted({dictionary.bos(), dictionary.eos(), dictionary.pad(),
                                             mask_idx}), dtype=np.int64)
@@ -51,7 +53,9 @@ class PMLMDataset(FairseqDataset):
         ordinary = np.arange(dictionary.nspecial, len(dictionary), dtype=np.int64)
         self.random_token_ids = ordinary[ordinary != mask_idx]
         self._sizes = np.asarray(block_sizes, dtype=np.int64) + SPECIALS_PER_EXAMPLE
-        self._num_tokens = self._sizes + 2 * self._max_masked(self._sizes - SPECIALS_PER_EXAMPLE)
+        # Without a pseudo part (--objective ae) an example is its text alone.
+        self._num_tokens = self._sizes + (2 * self._max_masked(self._sizes - SPECIALS_PER_EXAMPLE)
+                                          if self.objective.pseudo else 0)
 
     def _max_masked(self, n_text: np.ndarray) -> np.ndarray:
         """Most positions blockwise masking can mask in a text of n maskable tokens: it stops
@@ -105,8 +109,9 @@ class PMLMDataset(FairseqDataset):
             corrupted[masked] = corrupt_masked(text[masked], rng, self.mask_idx,
                                                self.random_token_prob,
                                                self.leave_unmasked_prob, self.random_token_ids)
-        layout = pmlm_layout(text, corrupted, segments, masking.blocks, self.mask_idx,
-                             self.dictionary.pad(), self.append_last_originals)
+        layout = objective_layout(text, corrupted, segments, masking.blocks, self.objective,
+                                  self.mask_idx, self.dictionary.pad(), rng,
+                                  self.append_last_originals)
         return {"id": index, "layout": layout, "text_length": len(text)}
 
     def _two_segments(self, block: np.ndarray, rng: np.random.Generator):

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 
 from fairseq import utils
 from fairseq.data import Dictionary, TokenBlockDataset, data_utils
-from fairseq.dataclass import FairseqDataclass
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from fairseq.tasks.language_modeling import SAMPLE_BREAK_MODE_CHOICES
 from omegaconf import II, MISSING
 
 from ..data.checks import check_text_lines
+from ..data.layout import OBJECTIVES, Objective
 from ..data.pmlm_dataset import SPECIALS_PER_EXAMPLE, PMLMDataset
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,12 @@ class PMLMConfig(FairseqDataclass):
         "help": "probability that a masked position shows a random token in the AE part"})
     leave_unmasked_prob: float = field(default=0.1, metadata={
         "help": "probability that a masked position shows its own token in the AE part"})
+    objective: ChoiceEnum(OBJECTIVES) = field(default="ae+par", metadata={
+        "help": "the pre-training objective (the paper's ablation): 'ae' conventional masks "
+                "only, no pseudo part (masked_lm's input and cost); 'par' today's input, loss "
+                "at the pseudo masks only, one factorization step a masked span; 'ar' as 'par' "
+                "with every masked token its own step, in a random order; 'ae+ar', 'ae+par' "
+                "both losses ('ae+par' is UniLMv2's PMLM); the criterion follows it"})
     append_last_originals: bool = field(default=True, metadata={
         "help": "append the original tokens of the last factorization step too; nothing "
                 "attends to them, so leaving them out saves their compute: pass "
@@ -99,7 +106,8 @@ class PMLMTask(FairseqTask):
             min_span_len=self.cfg.min_span_len, max_span_len=self.cfg.max_span_len,
             random_token_prob=self.cfg.random_token_prob,
             leave_unmasked_prob=self.cfg.leave_unmasked_prob,
-            append_last_originals=self.cfg.append_last_originals)
+            append_last_originals=self.cfg.append_last_originals,
+            objective=self.cfg.objective)
 
     def build_model(self, cfg, from_checkpoint=False):
         model = super().build_model(cfg, from_checkpoint)
@@ -109,6 +117,11 @@ class PMLMTask(FairseqTask):
                              f"model's --max-positions {model_positions}: lower the first or "
                              "raise the second")
         return model
+
+    @property
+    def objective(self) -> Objective:
+        """Which parts the examples have; the pmlm criterion reads its losses from it."""
+        return Objective.parse(self.cfg.objective)
 
     def max_positions(self):
         return self.cfg.tokens_per_sample
@@ -124,6 +137,7 @@ class PMLMTask(FairseqTask):
 
 def _check_config(cfg: PMLMConfig) -> None:
     """Reject settings that cannot mask, naming the flag and the range it needs."""
+    Objective.parse(cfg.objective)
     if cfg.tokens_per_sample <= SPECIALS_PER_EXAMPLE:
         raise ValueError(f"--tokens-per-sample {cfg.tokens_per_sample} leaves no room for text "
                          f"besides [SOS] S1 [EOS] S2 [EOS]: use at least 4")
