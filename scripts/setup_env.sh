@@ -16,7 +16,7 @@ VENV="${VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 
-STAMP="$VENV/.fairseq_unilmv2_setup_v1"
+STAMP="$VENV/.fairseq_unilmv2_setup_v2"  # bumped when the install list changes: an older venv is set up again
 if [ -f "$STAMP" ] && "$VENV/bin/python" -c "import fairseq, fairseq_unilmv2, tensorboard, tensorboardX" \
         >/dev/null 2>&1; then
     echo "environment ready: $VENV"
