@@ -43,9 +43,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quickstart  # noqa: E402  (the stages' machinery: sentencepiece, preprocess, fairseq runs)
 from quickstart import cli, fresh_dir, read_lines, run, write_lines  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fairseq_unilmv2.scoring.qg import qg_scores  # noqa: E402  (score.py --qg's scorer)
-
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 OBJECTIVES = ("ae", "ar", "par", "ae+ar", "ae+par")
@@ -356,17 +353,16 @@ def finetune_args(cfg: AblationConfig, seed: int, updates: int) -> SimpleNamespa
 
 
 def qg_metrics(hypotheses: Path, references: Path, scores: Path) -> Dict[str, float]:
-    """BLEU-4 and ROUGE-L of question generation as ``scripts/score.py --qg`` computes them (Du
-    et al.'s qgevalcap: COCO BLEU, ROUGE-L with beta 1.2), on Du et al.'s reference tokenization
-    (the nqg files), the source sentences of ``test.src`` beside ``references`` as the keys that
-    pool the questions of one sentence. METEOR is left out: the table does not report it and its
-    Java scorer is the slow part."""
-    keys = references.with_suffix(".src")
-    result = qg_scores(read_lines(hypotheses), read_lines(references), read_lines(keys),
-                       reference_tokenization="du", meteor=False)
-    result = {"bleu4": result["bleu4"], "rougeL": result["rougeL"]}
-    scores.write_text(json.dumps(result, indent=1) + "\n")
-    return result
+    """BLEU-4 and ROUGE-L of question generation from ``scripts/score.py --qg`` (Du et al.'s
+    qgevalcap: COCO BLEU, ROUGE-L with beta 1.2) on Du et al.'s reference tokenization (the nqg
+    files), with ``test.src`` beside ``references`` as the key file that pools the questions of
+    one sentence. METEOR is left out: the table does not report it and its Java scorer is the
+    slow part."""
+    output = run([sys.executable, REPO / "scripts" / "score.py", "--qg", "--qg-references", "du",
+                  "--no-meteor", "--src", references.with_suffix(".src"), "--hyp", hypotheses,
+                  "--ref", references, "--json"], stdout_file=scores)
+    result = json.loads(output.strip().splitlines()[-1])
+    return {"bleu4": result["bleu4"], "rougeL": result["rougeL"]}
 
 
 def qg_cell(cfg: AblationConfig, out: Path, row: str, seed: int,
