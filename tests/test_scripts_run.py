@@ -47,7 +47,16 @@ REDUCED: Dict[str, Union[List[str], str]] = {
     "scripts/export_checkpoint.py": "tests/test_docs.py runs it (README's 'export to HF BERT')",
     "scripts/wordpiece.py": "tests/test_docs.py runs it (README's 'WordPiece text')",
     "scripts/s2s_ft_data.py": "tests/test_docs.py runs it (README's 's2s-ft's JSON data')",
-    "scripts/score.py": "tests/test_docs.py runs it (README's 'score files')",
+    "scripts/score.py": "tests/test_docs.py runs it (README's 'score files'; --qg in "
+                        "tests/test_qg_scoring.py)",
+    "benchmarks/squad_step.py": ["--layers", "1", "--dim", "32", "--heads", "2", "--vocab", "60",
+                                 "--batch-size", "2", "--seq-len", "32", "--question-len", "8",
+                                 "--warmup", "0", "--steps", "1", "--runs", "1",
+                                 "--threads", "1"],
+    "scripts/ablation.py": "tests/test_ablation.py runs it (--quick)",
+    "scripts/squad.py": "tests/test_squad.py and tests/test_docs.py run it (predict)",
+    "scripts/prepare_data.py": "tests/test_prepare_data.py and tests/test_docs.py run its four "
+                               "commands",
 }
 WORDS = "the cat sat on a mat and dog ran in park was is big small red".split()
 
