@@ -388,13 +388,18 @@ def write_rte(work: Path, env: Dict[str, str]) -> None:
 
 
 def write_squad(work: Path) -> None:
-    """squad/ for the extractive QA rows: the pre-training dict.txt and tiny SQuAD v2.0 files
-    (contexts of the rows' words, each question answered by a span of its context or not)."""
+    """squad/ for the extractive QA rows: the pre-training dict.txt and tiny SQuAD v2.0 files."""
     import shutil
 
-    rng = random.Random(2)
     (work / "squad").mkdir(exist_ok=True)
     shutil.copy(work / "data-bin" / "lm" / "dict.txt", work / "squad" / "dict.txt")
+    write_squad_splits(work / "squad")
+
+
+def write_squad_splits(folder: Path) -> None:
+    """Tiny SQuAD v2.0 train.json and valid.json in ``folder`` (contexts of the rows' words,
+    each question answered by a span of its context or not)."""
+    rng = random.Random(2)
     for split, n in (("train", 24), ("valid", 6)):
         paragraphs = []
         for p in range(n):
@@ -406,7 +411,7 @@ def write_squad(work: Path) -> None:
                  "answers": [{"text": text, "answer_start": start}], "is_impossible": False},
                 {"id": f"{split}{p}b", "question": "who " + " ".join(rng.choices(WORDS, k=4)),
                  "answers": [], "is_impossible": True}]})
-        (work / "squad" / f"{split}.json").write_text(json.dumps(
+        (folder / f"{split}.json").write_text(json.dumps(
             {"version": "v2.0", "data": [{"title": "words", "paragraphs": paragraphs}]}))
 
 

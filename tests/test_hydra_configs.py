@@ -30,9 +30,9 @@ from typing import Dict, List, Sequence, Tuple
 
 import pytest
 import torch
-from helpers import REPO, write_lines
+from helpers import REPO, write_lines, write_wordpiece_vocab
 from omegaconf import OmegaConf
-from test_docs import hydra_config, recorded_commands
+from test_docs import hydra_config, recorded_commands, write_squad_splits
 
 Flags = Dict[str, object]  # flag -> value; True: present, False: absent
 
@@ -43,7 +43,8 @@ class Case:
     config: str                     # examples/<recipe>/config/<name>.yaml
     readme: str                     # the README whose fairseq-train command it is
     save_dir: str                   # --save-dir of that command (picks it out of the README)
-    data: str                       # which tiny data set the runs read: lm, pairs, glue, sts_b
+    data: str                       # which tiny data set the runs read: lm, pairs, glue,
+                                    # sts_b, squad
     user: Dict[str, List[str]]      # overrides the user gives: hydra key -> the CLI flags it sets
     readme_edits: Flags = field(default_factory=dict)  # the README's edits for this variant
     tiny: Flags = field(default_factory=dict)          # tiny sizes of this task (CLI flags)
@@ -60,6 +61,7 @@ SEQ2SEQ_USER = {"checkpoint.restore_file": ["--restore-file"],
 SEQ2SEQ_TINY = {"--max-source-positions": 24, "--max-target-positions": 8,
                 "--max-positions": 512}  # 512: the pre-trained tiny model's position table
 GLUE_USER = {"checkpoint.restore_file": ["--restore-file"]}
+SQUAD_USER = {**SEQ2SEQ_USER, "task.wordpiece_vocab": ["--wordpiece-vocab"]}
 # The README's notes under its GLUE table (examples/glue/README.md, step 3).
 GLUE_NOTES = {
     "STS-B": {"--regression-target": True, "--best-checkpoint-metric": "loss",
@@ -95,6 +97,17 @@ def xsum_edits() -> Flags:
     return edits
 
 
+def squad_v1_edits() -> Flags:
+    """The flags of the README's 'SQuAD v1.1:' sentence under the v2.0 command (its file names
+    and schedule are the user's values)."""
+    text = (REPO / "examples/squad/README.md").read_text(encoding="utf-8")
+    sentence = " ".join(text[text.index("SQuAD v1.1:"):].split("\n\n")[0].split())
+    edits: Flags = {flag: False for flag in re.findall(r"no `(--[\w-]+)`", sentence)}
+    edits.update(re.findall(r"`(--[\w-]+) (\S+)`", sentence))
+    assert set(edits) == {"--version-2-with-negative", "--batch-size"}, sentence
+    return edits
+
+
 CASES = [
     Case("examples/pretraining/config/base.yaml", "examples/pretraining/README.md",
          "checkpoints/unilmv2-base", "lm", {}, tiny={"--tokens-per-sample": 32}),
@@ -112,6 +125,10 @@ CASES = [
            "checkpoints/RTE", "sts_b" if task == "STS-B" else "glue", GLUE_USER,
            readme_edits=edits)
       for task, edits in glue_table().items()],
+    Case("examples/squad/config/squad2.yaml", "examples/squad/README.md",
+         "checkpoints/squad2", "squad", SQUAD_USER),
+    Case("examples/squad/config/squad1.yaml", "examples/squad/README.md",
+         "checkpoints/squad2", "squad", SQUAD_USER, readme_edits=squad_v1_edits()),
 ]
 # Tiny sizes for every run (CLI flag -> value; the hydra side sets the same field).
 TINY = {"--cpu": True, "--fp16": False, "--bf16": False, "--num-workers": 0, "--batch-size": 4,
@@ -285,8 +302,8 @@ def sentences(rng, n: int, low: int = 6, high: int = 14) -> List[str]:
 
 
 def data_runs(work: Path) -> List[Tuple[str, List[str]]]:
-    """Tiny text, pairs and GLUE-style data and the fairseq-preprocess runs that binarize them
-    with one dictionary."""
+    """Tiny text, pairs, GLUE-style and SQuAD data and the fairseq-preprocess runs that
+    binarize them with one dictionary."""
     import random
 
     rng = random.Random(0)
@@ -300,6 +317,12 @@ def data_runs(work: Path) -> List[Tuple[str, List[str]]]:
         (work / "data/sts_b/label").mkdir(parents=True, exist_ok=True)
         write_lines(work / f"data/sts_b/label/{split}.label",
                     [f"{rng.random():.3f}" for _ in range(n)])
+    (work / "data/squad").mkdir(parents=True)
+    write_squad_splits(work / "data/squad")
+    write_wordpiece_vocab(work / "data/squad/vocab.txt")
+    # the pre-training dictionary, which the first preprocess run below writes: the SQuAD runs
+    # restore the tiny pre-trained model, whose embeddings are that dictionary's
+    (work / "data/squad/dict.txt").symlink_to("../lm/dict.txt")
     dictionary = "data/lm/dict.txt"
     runs = [("fairseq-preprocess", ["--only-source", "--trainpref", "lm.train", "--validpref",
                                     "lm.valid", "--destdir", "data/lm", "--workers", "1"]),
@@ -329,6 +352,8 @@ def tiny_runs(case: Case, readme_args: Sequence[str], work: Path,
     for key in ("lr_scheduler.warmup_updates", "optimization.max_update"):
         if key in case.user:
             user[key] = "1"
+    if "task.wordpiece_vocab" in case.user:
+        user["task.wordpiece_vocab"] = "data/squad/vocab.txt"
     tiny = {**TINY, **case.tiny}
     hydra_args = ["--config-dir", str((REPO / case.config).parent), "--config-name",
                   Path(case.config).stem, *[f"{k}={v}" for k, v in user.items()],

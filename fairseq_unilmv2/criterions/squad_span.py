@@ -6,13 +6,21 @@ The loss is summed over windows and normalized by their number (``sample_size``)
 in bits, as fairseq's criteria log theirs, with the start and end accuracies.
 """
 import math
+from dataclasses import dataclass
 
 import torch.nn.functional as F
 from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
+from fairseq.dataclass import FairseqDataclass
 
 
-@register_criterion("squad_span")
+@dataclass
+class SquadSpanCriterionConfig(FairseqDataclass):
+    """No options. Declared so that fairseq-train stores ``cfg.criterion`` as a config like
+    fairseq-hydra-train does, not as the whole argparse namespace (an undeclared criterion's)."""
+
+
+@register_criterion("squad_span", dataclass=SquadSpanCriterionConfig)
 class SquadSpanCriterion(FairseqCriterion):
     def forward(self, model, sample, reduce: bool = True):
         logits, _ = model(**sample["net_input"], span_head=True)
