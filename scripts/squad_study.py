@@ -30,6 +30,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quickstart import SPM_ENCODE, SPM_TRAIN, cli  # noqa: E402  (shared with the demo)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 EVAL_TITLE = "Southern_California"
@@ -87,11 +90,6 @@ def run(cmd, env_threads: int, log: Path = None):
         raise SystemExit(f"command failed ({proc.returncode}): {shlex.join(cmd)}")
 
 
-def fairseq(name: str) -> str:
-    script = Path(sys.executable).parent / name
-    return str(script) if script.exists() else name
-
-
 def detokenize(line: str) -> str:
     """WikiText's tokenized text back towards raw text (the SQuAD contexts are raw)."""
     line = line.replace(" @-@ ", "-").replace(" @,@ ", ",").replace(" @.@ ", ".")
@@ -120,18 +118,14 @@ def pretrain(args):
     (work / "text" / "valid.txt").write_text("\n".join(lines[-held_out:]) + "\n")
     if (work / "data-bin" / "dict.txt").exists():  # a stopped run: the text is binarized
         return train_pmlm(args, work, done)
-    run([sys.executable, "-c", 'import sys, sentencepiece as spm; '
-         'spm.SentencePieceTrainer.train(" ".join(sys.argv[1:]))',
+    run([sys.executable, "-c", SPM_TRAIN,
          f"--input={work / 'text' / 'train.txt'}", f"--model_prefix={work / 'spm'}",
          f"--vocab_size={args.vocab_size}", "--model_type=unigram",
          "--character_coverage=1.0", "--minloglevel=1"], args.threads)
-    run([sys.executable, "-c", """import sys, sentencepiece as spm
-sp = spm.SentencePieceProcessor(model_file=sys.argv[1])
-for name in ("train", "valid"):
-    with open(f"{sys.argv[2]}/{name}.txt") as fin, open(f"{sys.argv[2]}/{name}.spm", "w") as fout:
-        fout.writelines(" ".join(sp.encode(l.strip(), out_type=str)) + "\\n" for l in fin)""",
-         work / "spm.model", work / "text"], args.threads)
-    run([fairseq("fairseq-preprocess"), "--only-source", "--trainpref", work / "text" / "train.spm",
+    text = work / "text"
+    run([sys.executable, "-c", SPM_ENCODE, work / "spm.model", text / "train.txt",
+         text / "train.spm", text / "valid.txt", text / "valid.spm"], args.threads)
+    run([cli("fairseq-preprocess"), "--only-source", "--trainpref", work / "text" / "train.spm",
          "--validpref", work / "text" / "valid.spm", "--destdir", work / "data-bin",
          "--workers", "1"], args.threads)
     train_pmlm(args, work, done)
@@ -140,7 +134,7 @@ for name in ("train", "valid"):
 def train_pmlm(args, work: Path, done: Path):
     """A short pmlm run (resumes from its checkpoint_last.pt when stopped)."""
     warmup = max(1, args.pretrain_updates // 20)
-    run([fairseq("fairseq-train"), work / "data-bin", "--user-dir", REPO / "fairseq_unilmv2",
+    run([cli("fairseq-train"), work / "data-bin", "--user-dir", REPO / "fairseq_unilmv2",
          "--task", "pmlm", "--criterion", "pmlm", *model_flags(args),
          "--tokens-per-sample", args.max_seq_length, "--batch-size", args.batch_size,
          "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--weight-decay", "0.01",
@@ -189,7 +183,7 @@ def finetune_and_predict(args, name: str, data_dir: Path, tokenizer_flags, extra
     restore_flags = ([] if restore is None else
                      ["--restore-file", restore, "--reset-optimizer", "--reset-dataloader",
                       "--reset-meters", "--reset-lr-scheduler"])
-    run([fairseq("fairseq-train"), data_dir, "--user-dir", REPO / "fairseq_unilmv2",
+    run([cli("fairseq-train"), data_dir, "--user-dir", REPO / "fairseq_unilmv2",
          "--task", "squad", "--criterion", "squad_span", *tokenizer_flags, *window_flags(args),
          *extra_model_flags, *restore_flags, "--batch-size", args.batch_size,
          "--optimizer", "adam", "--adam-betas", "(0.9,0.999)", "--weight-decay", "0.01",

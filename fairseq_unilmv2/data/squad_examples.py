@@ -14,12 +14,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import List, NamedTuple, Optional, Tuple
 
+from ..scoring.squad import SquadFormatError  # noqa: F401  (one error for SQuAD input)
+
 logger = logging.getLogger(__name__)
 SHOWN = 5  # ids a message lists before "..."
 
 
-class SquadFormatError(ValueError):
-    """A SQuAD file that cannot be read as one: the message names the file and the question."""
 
 
 class Answer(NamedTuple):

@@ -42,7 +42,9 @@ _SHOWN_IDS = 10  # question ids quoted in a message before "..."
 
 
 class SquadFormatError(ValueError):
-    """A SQuAD data, prediction or null-odds input the official scripts cannot score."""
+    """A SQuAD data, prediction or null-odds input that cannot be read or scored as given; the
+    message names the file and the question. The one error of the SQuAD pipeline: the task's
+    reader (``data.squad_examples``) raises it too."""
 
 
 # ----------------------------------------------------------------------------- per answer
