@@ -194,18 +194,13 @@ def pmlm_layout(original: np.ndarray, corrupted: np.ndarray, segments: np.ndarra
     The originals of the last step are attended by no one, so ``append_last_originals=False``
     leaves them out. :func:`objective_layout` lays out an example for any ``--objective``.
     """
-    if not ae_loss:
-        layout = pmlm_layout(original, corrupted, segments, blocks, mask_idx, pad_idx,
-                             append_last_originals, pseudo_tokens)
-        target = layout.target.copy()
-        target[:len(original)] = pad_idx  # the conventional masks stay, as context only
-        return layout._replace(target=target)
     length = len(original)
     sizes = np.array([len(block) for block in blocks], dtype=np.int64)
     masked = (np.concatenate([np.asarray(block, dtype=np.int64) for block in blocks])
               if len(blocks) else np.zeros(0, dtype=np.int64))
     target = np.full(length, pad_idx, dtype=np.int64)
-    target[masked] = original[masked]
+    if ae_loss:  # otherwise the conventional masks stay, as context only
+        target[masked] = original[masked]
 
     # The appended part, vectorized: block i contributes its pseudo masks then its originals.
     copies = np.full(len(blocks), 2, dtype=np.int64)
