@@ -5,6 +5,7 @@
     python scripts/ablation.py --quick            # tiny sizes, the same stages (a test runs it)
     python scripts/ablation.py --objectives ae ae+par --seeds 1 2 --pretrain-updates 3000
     python scripts/ablation.py --text a.txt b.txt --encoder-layers 12 ... --threads 8   # bigger
+    python scripts/ablation.py --jobs 1          # every cell in this process, one at a time
 
 For every objective and seed: pre-train the same model (``fairseq-train --task pmlm
 --objective O --seed S``) on the same text with the same updates and batch of texts (so the
@@ -31,6 +32,7 @@ import json
 import os
 import re
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field, fields
@@ -72,6 +74,10 @@ class AblationConfig:
     threads: int = field(default=1, metadata={
         "help": "OMP_NUM_THREADS of every fairseq run (a tiny model gains nothing from more "
                 "on a shared machine; raise it with the model)"})
+    jobs: int = field(default=2, metadata={
+        "help": "worker processes, each running the cells of its share of the rows (objectives "
+                "and the from-scratch row), --threads each; 1 runs every cell in this process. "
+                "At most one worker per objective"})
     vocab_size: int = field(default=128, metadata={"help": "sentencepiece vocabulary size"})
     encoder_layers: int = field(default=2, metadata={"help": "Transformer layers"})
     encoder_embed_dim: int = field(default=64, metadata={"help": "hidden size"})
@@ -136,7 +142,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> AblationConfig:
 
 
 # What a cell does not depend on: a folder holds cells of one set of the other settings.
-NOT_IN_CELLS = ("out", "objectives", "seeds", "threads", "skip_scratch", "quick")
+NOT_IN_CELLS = ("out", "objectives", "seeds", "threads", "jobs", "skip_scratch", "quick")
 
 
 def check_settings(cfg: AblationConfig, out: Path) -> None:
@@ -178,6 +184,78 @@ def cell(out: Path, name: str, compute) -> Dict:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1))
     return result
+
+
+# ----------------------------------------------------------------------------- workers
+# Relative cost of a row's cells, to share rows fairly between workers: a pre-training with a
+# pseudo part reads ~1.3x the tokens of one without; each row is fine-tuned on two tasks.
+PRETRAIN_COST = {"ae": 1.0}
+FINETUNE_COST = 3.0
+
+
+# Set in a worker's environment: it makes its cells and leaves the table to the parent.
+WORKER_ENV = "ABLATION_WORKER"
+
+
+def share_rows(objectives: Sequence[str], scratch: bool, jobs: int) -> List[Dict]:
+    """Split the rows between at most ``jobs`` workers (each gets at least one objective, so that
+    each is an ``--objectives`` list): heaviest first, each to the least loaded worker; the
+    from-scratch row (fine-tuning only) goes last, to the least loaded."""
+    workers = [{"objectives": [], "scratch": False, "cost": 0.0}
+               for _ in range(max(1, min(jobs, len(objectives))))]
+    cost = {o: PRETRAIN_COST.get(o, 1.3) + FINETUNE_COST for o in objectives}
+    for objective in sorted(objectives, key=lambda o: -cost[o]):
+        lightest = min(workers, key=lambda w: w["cost"])
+        lightest["objectives"].append(objective)
+        lightest["cost"] += cost[objective]
+    if scratch:
+        lightest = min(workers, key=lambda w: w["cost"])
+        lightest["scratch"], lightest["cost"] = True, lightest["cost"] + FINETUNE_COST
+    for worker in workers:  # the table's order, not the sharing order
+        worker["objectives"].sort(key=list(objectives).index)
+    return workers
+
+
+def worker_argv(cfg: AblationConfig, worker: Dict) -> List[str]:
+    """This study's command line for one worker: every setting as given, its rows, one job."""
+    argv = []
+    for f in fields(AblationConfig):
+        value = getattr(cfg, f.name)
+        if f.name in ("objectives", "skip_scratch", "jobs", "quick"):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        argv += [flag, *map(str, value)] if isinstance(value, list) else [flag, str(value)]
+    return [*argv, "--objectives", *worker["objectives"], "--jobs", "1",
+            *([] if worker["scratch"] else ["--skip-scratch"])]
+
+
+def run_workers(cfg: AblationConfig, out: Path) -> None:
+    """Run the rows' cells in ``cfg.jobs`` processes; each writes its cells under ``out``, which
+    the table is then made from. Each worker's output goes to ``logs/worker<i>.log``."""
+    workers = share_rows(cfg.objectives, not cfg.skip_scratch, cfg.jobs)
+    running = []
+    for i, worker in enumerate(workers):
+        argv = [sys.executable, str(Path(__file__).resolve()), *worker_argv(cfg, worker)]
+        log = out / "logs" / f"worker{i}.log"
+        print(f"\n== worker {i}: {' '.join(worker['objectives'])}"
+              f"{' scratch' if worker['scratch'] else ''} (output: {log})\n$ "
+              + " ".join(argv), flush=True)
+        sink = open(log, "w")
+        running.append((i, log, sink, subprocess.Popen(
+            argv, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, WORKER_ENV: "1"})))
+    failed = []
+    for i, log, sink, proc in running:
+        proc.wait()
+        sink.close()
+        print(f"== worker {i}: exit status {proc.returncode}", flush=True)
+        if proc.returncode != 0:
+            failed.append((i, log))
+    for i, log in failed:
+        sys.stdout.write(f"\n== worker {i} failed; the end of {log}:\n"
+                         + log.read_text(encoding="utf-8")[-3000:])
+    if failed:
+        raise SystemExit(f"ablation: {len(failed)} worker(s) failed (logs above); finished cells "
+                         "are kept: rerun the same command to resume")
 
 
 # ----------------------------------------------------------------------------- data
@@ -550,6 +628,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     print(f"== ablation: all results go to {out}", flush=True)
     prepared = prepare(cfg, out)
     spm_model = Path(prepared["spm_model"])
+    if cfg.jobs > 1 and len(cfg.objectives) > 1:
+        run_workers(cfg, out)  # every cell below is then read back
     scratch = [] if cfg.skip_scratch else [SCRATCH]
     rows: Dict[str, Dict[int, Dict]] = {row: {} for row in [*cfg.objectives, *scratch]}
     for seed in cfg.seeds:
@@ -562,6 +642,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         if scratch:
             rows[SCRATCH][seed] = {"qg": qg_cell(cfg, out, SCRATCH, seed, None, spm_model),
                                    "cls": cls_cell(cfg, out, SCRATCH, seed, None)}
+    if os.environ.get(WORKER_ENV):
+        return {}
     baseline = baselines(out)
     table = summarize(rows, baseline)
     md = markdown(table, cfg.seeds)
