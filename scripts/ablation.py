@@ -99,7 +99,8 @@ class AblationConfig:
         "help": "source budget of question generation and sentence budget of classification, "
                 "in sentencepiece tokens (longer ones are truncated)"})
     max_target_positions: int = field(default=48, metadata={
-        "help": "question budget (training and generation)"})
+        "help": "question budget (question generation's training and generation, and the "
+                "classification's question)"})
     beam: int = field(default=3, metadata={"help": "beam size of question generation"})
     lenpen: float = field(default=1.0, metadata={"help": "length penalty of generation"})
     validations: int = field(default=4, metadata={"help": "validations a training run"})
@@ -337,6 +338,18 @@ def encode_all(spm_model: Path, text_dir: Path, spm_dir: Path) -> None:
     run([sys.executable, "-c", quickstart.SPM_ENCODE, spm_model, *files])
 
 
+def trim_pairs(cfg: AblationConfig, cls_dir: Path) -> None:
+    """Classification pairs within the fine-tuning budgets: the question at
+    --max-target-positions, the sentence at --max-source-positions tokens (their ends cut), as
+    question generation cuts them. Untrimmed, a few long sentences make the padded batches of
+    sentence_prediction several times longer than the average pair."""
+    for split in ("train", "valid", "test"):
+        for column, budget in (("input0", cfg.max_target_positions),
+                               ("input1", cfg.max_source_positions)):
+            path = cls_dir / f"{split}.{column}"
+            write_lines(path, [" ".join(line.split()[:budget]) for line in read_lines(path)])
+
+
 def prepare(cfg: AblationConfig, out: Path) -> Dict:
     """Text, sentencepiece (trained on the pre-training text), binarized data: one dictionary
     (the pre-training one) for every task."""
@@ -351,6 +364,7 @@ def prepare(cfg: AblationConfig, out: Path) -> Dict:
              f"--vocab_size={cfg.vocab_size}", "--model_type=unigram",
              "--character_coverage=1.0", "--hard_vocab_limit=false", "--minloglevel=1"])
         encode_all(Path(f"{prefix}.model"), text_dir, spm_dir)
+        trim_pairs(cfg, spm_dir / "cls")
         run([cli("fairseq-preprocess"), "--only-source",
              "--trainpref", spm_dir / "pretrain" / "train.txt",
              "--validpref", spm_dir / "pretrain" / "valid.txt",
@@ -478,16 +492,20 @@ def cls_cell(cfg: AblationConfig, out: Path, row: str, seed: int,
         schedule = quickstart.schedule_args(cfg.cls_updates, cfg.finetune_lr,
                                             cfg.finetune_warmup, cfg.validations)
         positions = 512  # the model's (--max-positions sets it): a pre-trained one has 512
+        # As RoBERTa's GLUE recipe: <s> first (its features classify), </s> between the
+        # question and the sentence, so that the model can tell where one ends.
         run([cli("fairseq-train"), data, *quickstart.model_args(cfg), *restore,
              "--task", "sentence_prediction", "--criterion", "sentence_prediction",
-             "--num-classes", "2", "--init-token", "0", "--max-positions", positions,
-             "--shorten-method", "truncate", "--batch-size", cfg.finetune_batch_size,
+             "--num-classes", "2", "--init-token", "0", "--separator-token", "2",
+             "--max-positions", positions, "--shorten-method", "truncate",
+             "--batch-size", cfg.finetune_batch_size,
              *schedule, "--best-checkpoint-metric", "accuracy",
              "--maximize-best-checkpoint-metric", "--save-dir", fresh_dir(save_dir),
              "--seed", seed], log=log)
         output = run([cli("fairseq-validate"), data, "--user-dir", quickstart.USER_DIR,
                       "--task", "sentence_prediction", "--num-classes", "2",
-                      "--init-token", "0", "--max-positions", positions,
+                      "--init-token", "0", "--separator-token", "2",
+                      "--max-positions", positions,
                       "--shorten-method", "truncate", "--path", save_dir / "checkpoint_best.pt",
                       "--valid-subset", "test", "--batch-size", "64"])
         match = re.search(r"valid on 'test' subset.*\| accuracy ([\d.]+)", output)

@@ -44,7 +44,7 @@ def parse_args(argv=None):
     p.add_argument("--squad", type=Path, default=SHARED / "squad" / "dev-v2.0-first3.json")
     p.add_argument("--wikitext", type=Path, default=SHARED / "wikitext2")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    p.add_argument("--vocab-size", type=int, default=2000, help="sentencepiece pieces")
+    p.add_argument("--vocab-size", type=int, default=1000, help="sentencepiece pieces")
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--heads", type=int, default=4)
@@ -52,14 +52,23 @@ def parse_args(argv=None):
                    help="SQuAD window length, and the pre-training block length")
     p.add_argument("--doc-stride", type=int, default=64)
     p.add_argument("--max-query-length", type=int, default=32)
-    p.add_argument("--pretrain-updates", type=int, default=500)
+    p.add_argument("--pretrain-updates", type=int, default=2000,
+                   help="pmlm updates (the model leaves the unigram plateau slowly: 500 were "
+                        "not enough at these sizes)")
     p.add_argument("--pretrain-lr", type=float, default=1e-3)
-    p.add_argument("--finetune-epochs", type=int, default=3)
+    p.add_argument("--clip-norm", type=float, default=1.0,
+                   help="gradient clipping of pre-training and fine-tuning (as the quickstart)")
+    p.add_argument("--finetune-epochs", type=int, default=8,
+                   help="epochs over the training windows (a few hundred answerable questions: "
+                        "3 epochs left every small model at the no-answer default)")
     p.add_argument("--finetune-lr", type=float, default=5e-4)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--minilm", action="store_true",
                    help="also fine-tune all-MiniLM-L6-v2 (converted) the same way")
     p.add_argument("--minilm-lr", type=float, default=1e-4)
+    p.add_argument("--minilm-epochs", type=int, default=3,
+                   help="epochs of the MiniLM fine-tuning (22M parameters: ~15 CPU-minutes an "
+                        "epoch here)")
     p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of each command")
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
     p.add_argument("--stages", nargs="+", default=["all"],
@@ -138,7 +147,7 @@ def train_pmlm(args, work: Path, done: Path):
          "--task", "pmlm", "--criterion", "pmlm", *model_flags(args),
          "--tokens-per-sample", args.max_seq_length, "--batch-size", args.batch_size,
          "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--weight-decay", "0.01",
-         "--lr", args.pretrain_lr, "--lr-scheduler", "polynomial_decay",
+         "--clip-norm", args.clip_norm, "--lr", args.pretrain_lr, "--lr-scheduler", "polynomial_decay",
          "--warmup-updates", warmup, "--total-num-update", args.pretrain_updates,
          "--max-update", args.pretrain_updates, "--save-dir", work / "ckpt",
          "--no-epoch-checkpoints", "--save-interval-updates", "500", "--keep-interval-updates", "1",
@@ -172,14 +181,14 @@ def window_flags(args):
 
 
 def finetune_and_predict(args, name: str, data_dir: Path, tokenizer_flags, extra_model_flags,
-                         restore, seed: int, lr: float) -> dict:
+                         restore, seed: int, lr: float, epochs: int) -> dict:
     work = args.out / "runs" / f"{name}-seed{seed}"
     result = work / "result.json"
     if result.exists():
         return json.loads(result.read_text())
     work.mkdir(parents=True, exist_ok=True)
     train_windows = count_windows(args, data_dir, tokenizer_flags)
-    updates = max(1, args.finetune_epochs * train_windows // args.batch_size)
+    updates = max(1, epochs * train_windows // args.batch_size)
     restore_flags = ([] if restore is None else
                      ["--restore-file", restore, "--reset-optimizer", "--reset-dataloader",
                       "--reset-meters", "--reset-lr-scheduler"])
@@ -187,7 +196,7 @@ def finetune_and_predict(args, name: str, data_dir: Path, tokenizer_flags, extra
          "--task", "squad", "--criterion", "squad_span", *tokenizer_flags, *window_flags(args),
          *extra_model_flags, *restore_flags, "--batch-size", args.batch_size,
          "--optimizer", "adam", "--adam-betas", "(0.9,0.999)", "--weight-decay", "0.01",
-         "--lr", lr, "--lr-scheduler", "polynomial_decay",
+         "--clip-norm", args.clip_norm, "--lr", lr, "--lr-scheduler", "polynomial_decay",
          "--warmup-updates", max(1, updates // 10), "--total-num-update", updates,
          "--max-update", updates, "--save-dir", work / "ckpt", "--no-epoch-checkpoints",
          "--no-save-optimizer-state", "--save-interval", "1000", "--validate-interval", "1000",
@@ -200,7 +209,9 @@ def finetune_and_predict(args, name: str, data_dir: Path, tokenizer_flags, extra
                    "--data", data_dir / "valid.json", "--out", work / f"pred-{mode}",
                    "--dict-dir", data_dir, *flags], args.threads, log=work / f"predict-{mode}.log")
         scores[mode] = json.loads((work / f"pred-{mode}" / "scores.json").read_text())
-    record = {"name": name, "seed": seed, "updates": updates, "lr": lr,
+    trained = re.search(r"done training in ([\d.]+) seconds", (work / "train.log").read_text())
+    record = {"name": name, "seed": seed, "updates": updates, "lr": lr, "epochs": epochs,
+              "clip_norm": args.clip_norm, "train_s": float(trained.group(1)) if trained else None,
               "HasAns_f1": scores["v2"]["HasAns_f1"], "f1": scores["v2"]["f1"],
               "best_f1": scores["v2"].get("best_f1"),
               "HasAns_f1_forced": scores["forced"]["HasAns_f1"],
@@ -242,7 +253,7 @@ def finetune(args, systems=("pretrained", "scratch")):
             restore = pre / "ckpt" / "checkpoint_last.pt" if system == "pretrained" else None
             records.append(finetune_and_predict(args, system, data_dir, tokenizer,
                                                 model_flags(args), restore, seed,
-                                                args.finetune_lr))
+                                                args.finetune_lr, args.finetune_epochs))
     return records
 
 
@@ -258,7 +269,8 @@ def minilm(args):
     data_dir = squad_split(args, args.out / "squad-minilm", converted / "dict.txt")
     return [finetune_and_predict(args, "minilm", data_dir,
                                  ["--wordpiece-vocab", converted / "vocab.txt"], flags,
-                                 converted / "model.pt", seed, args.minilm_lr)
+                                 converted / "model.pt", seed, args.minilm_lr,
+                                 args.minilm_epochs)
             for seed in args.seeds]
 
 
