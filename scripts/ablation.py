@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The paper's objective ablation (its Table 6) on a budget: AE, AR, PAR, AE+AR, AE+PAR side by side.
 
-    python scripts/ablation.py                    # defaults: ~90 min on an idle 2-core machine
+    python scripts/ablation.py                    # defaults: 77 min measured on a busy 2-core machine
     python scripts/ablation.py --quick            # tiny sizes, the same stages (a test runs it)
     python scripts/ablation.py --objectives ae ae+par --seeds 1 2 --pretrain-updates 3000
     python scripts/ablation.py --text a.txt b.txt --encoder-layers 12 ... --threads 8   # bigger
