@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The paper's objective ablation (its Table 6) on a budget: AE, AR, PAR, AE+AR, AE+PAR side by side.
 
-    python scripts/ablation.py                    # defaults: 77 min measured on a busy 2-core machine
+    python scripts/ablation.py                    # defaults: 77 min measured, 2 busy cores
     python scripts/ablation.py --quick            # tiny sizes, the same stages (a test runs it)
     python scripts/ablation.py --objectives ae ae+par --seeds 1 2 --pretrain-updates 3000
     python scripts/ablation.py --text a.txt b.txt --encoder-layers 12 ... --threads 8   # bigger
@@ -121,7 +121,7 @@ QUICK = dict(seeds=[1], encoder_ffn_embed_dim=128, pretrain_updates=20, pretrain
 def parse_args(argv: Optional[Sequence[str]] = None) -> AblationConfig:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     for f in fields(AblationConfig):
-        flag = "--" + f.name.replace("_", "-")
+        flag = flag_of(f.name)
         default = f.default_factory() if callable(f.default_factory) else f.default
         help_text = f.metadata["help"] + (f" (--quick: {QUICK[f.name]})" if f.name in QUICK else "")
         if f.type is bool:
@@ -142,6 +142,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> AblationConfig:
     return AblationConfig(**args)
 
 
+def flag_of(name: str) -> str:
+    """The command-line flag of an AblationConfig field."""
+    return "--" + name.replace("_", "-")
+
+
 # What a cell does not depend on: a folder holds cells of one set of the other settings.
 NOT_IN_CELLS = ("out", "objectives", "seeds", "threads", "jobs", "skip_scratch", "quick")
 
@@ -155,7 +160,7 @@ def check_settings(cfg: AblationConfig, out: Path) -> None:
         before = json.loads(path.read_text())
         changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
         if changed:
-            flags = ", ".join("--" + k.replace("_", "-") for k in changed)
+            flags = ", ".join(flag_of(k) for k in changed)
             raise SystemExit(f"ablation: {out} holds cells made with other settings ({flags}): "
                              "pass the same ones, or another --out")
     else:
@@ -224,7 +229,7 @@ def worker_argv(cfg: AblationConfig, worker: Dict) -> List[str]:
         value = getattr(cfg, f.name)
         if f.name in ("objectives", "skip_scratch", "jobs", "quick"):
             continue
-        flag = "--" + f.name.replace("_", "-")
+        flag = flag_of(f.name)
         argv += [flag, *map(str, value)] if isinstance(value, list) else [flag, str(value)]
     return [*argv, "--objectives", *worker["objectives"], "--jobs", "1",
             *([] if worker["scratch"] else ["--skip-scratch"])]
@@ -410,7 +415,7 @@ def pretrain_cell(cfg: AblationConfig, out: Path, objective: str, seed: int) -> 
             "curves": {k: v for k, v in curves.items() if k.startswith("valid_")},
             # Tokens the model read, pseudo part included (the criterion's input_tokens).
             "input_tokens": sum(train_totals(text, "input_tokens")),
-            "train_s": done_training_s(text),
+            "train_s": quickstart.done_training_s(text),
         }
     return cell(out, name, compute)
 
@@ -432,11 +437,6 @@ def train_totals(text: str, key: str) -> List[float]:
             if f"train_{key}" in stats:
                 totals.append(float(stats[f"train_{key}"]))
     return totals
-
-
-def done_training_s(text: str) -> Optional[float]:
-    match = re.search(r"done training in ([\d.]+) seconds", text)
-    return float(match.group(1)) if match else None
 
 
 def finetune_args(cfg: AblationConfig, seed: int, updates: int) -> SimpleNamespace:

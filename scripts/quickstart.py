@@ -438,6 +438,12 @@ def read_lines(path: Path) -> List[str]:
     return path.read_text(encoding="utf-8").splitlines()
 
 
+def done_training_s(text: str) -> Optional[float]:
+    """fairseq-train's own training time ("done training in N seconds") from its output."""
+    match = re.search(r"done training in ([\d.]+) seconds", text)
+    return float(match.group(1)) if match else None
+
+
 # ----------------------------------------------------------------------------- pre-training yardstick
 def unigram_entropy(data: Path, split: str = "valid") -> float:
     """Cross-entropy in bits of the ``split`` text's tokens (specials excluded: PMLM never masks

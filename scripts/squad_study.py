@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quickstart import SPM_ENCODE, SPM_TRAIN, cli  # noqa: E402  (shared with the demo)
+from quickstart import SPM_ENCODE, SPM_TRAIN, cli, done_training_s  # noqa: E402  (shared with the demo)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -209,9 +209,9 @@ def finetune_and_predict(args, name: str, data_dir: Path, tokenizer_flags, extra
                    "--data", data_dir / "valid.json", "--out", work / f"pred-{mode}",
                    "--dict-dir", data_dir, *flags], args.threads, log=work / f"predict-{mode}.log")
         scores[mode] = json.loads((work / f"pred-{mode}" / "scores.json").read_text())
-    trained = re.search(r"done training in ([\d.]+) seconds", (work / "train.log").read_text())
     record = {"name": name, "seed": seed, "updates": updates, "lr": lr, "epochs": epochs,
-              "clip_norm": args.clip_norm, "train_s": float(trained.group(1)) if trained else None,
+              "clip_norm": args.clip_norm,
+              "train_s": done_training_s((work / "train.log").read_text()),
               "HasAns_f1": scores["v2"]["HasAns_f1"], "f1": scores["v2"]["f1"],
               "best_f1": scores["v2"].get("best_f1"),
               "HasAns_f1_forced": scores["forced"]["HasAns_f1"],
