@@ -12,7 +12,11 @@ writes, in the official formats,
 - ``OUT/nbest_predictions.json``: question id -> the n best spans (text, characters, logits);
 - ``OUT/scores.json``: the official scripts' figures (v1.1 ``exact_match``, ``f1``; v2.0
   ``exact``, ``f1``, ``total``, ``HasAns_*``, ``NoAns_*``, ``best_exact``, ``best_f1`` and their
-  thresholds), when the file has gold answers (only their texts are used).
+  thresholds), when the file has gold answers (only their texts are used): what
+  ``evaluate-v2.0.py DATA predictions.json --na-prob-file null_odds.json`` prints at its
+  defaults (``--na-prob-thresh 1.0``: a question whose null odds exceed 1.0 counts as
+  unanswered, whatever ``predictions.json`` says for it), at every
+  ``--null-score-diff-threshold``.
 
 The tokenizer and the window settings come from the checkpoint's task config; the flags below
 override them. v2.0 (no-answer) prediction is on when the file's questions carry
@@ -122,12 +126,10 @@ def predict(args) -> dict:
     if any(e.answers or e.is_impossible for e in examples):
         from fairseq_unilmv2.scoring.squad import squad_scores
 
-        # The official v2.0 script counts a question whose null odds exceed --na-prob-thresh
-        # (1.0 by default) as unanswered: with a higher --null-score-diff-threshold it is
-        # raised to match, so that the scores are those of the predictions written.
-        threshold = max(1.0, task.cfg.null_score_diff_threshold)
-        scores = squad_scores(articles, texts, null_odds=null_odds, version_2=version_2,
-                              na_prob_thresh=threshold)
+        # As ``evaluate-v2.0.py DATA predictions.json --na-prob-file null_odds.json`` at its
+        # defaults (--na-prob-thresh 1.0), whatever --null-score-diff-threshold wrote the
+        # predictions: a question whose null odds exceed 1.0 counts as unanswered there.
+        scores = squad_scores(articles, texts, null_odds=null_odds, version_2=version_2)
         scores = dict(scores)
         write_json(out / "scores.json", scores)
         written.append("scores.json")

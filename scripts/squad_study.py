@@ -195,8 +195,9 @@ def finetune_and_predict(args, name: str, data_dir: Path, tokenizer_flags, extra
     run([cli("fairseq-train"), data_dir, "--user-dir", REPO / "fairseq_unilmv2",
          "--task", "squad", "--criterion", "squad_span", *tokenizer_flags, *window_flags(args),
          *extra_model_flags, *restore_flags, "--batch-size", args.batch_size,
-         "--optimizer", "adam", "--adam-betas", "(0.9,0.999)", "--weight-decay", "0.01",
-         "--clip-norm", args.clip_norm, "--lr", lr, "--lr-scheduler", "polynomial_decay",
+         # The recipe's optimizer: BERT's decay groups (none on biases and LayerNorm).
+         "--optimizer", "adam_no_decay_bias_ln", "--adam-betas", "(0.9,0.999)",
+         "--adam-eps", "1e-6", "--weight-decay", "0.01", "--clip-norm", args.clip_norm, "--lr", lr, "--lr-scheduler", "polynomial_decay",
          "--warmup-updates", max(1, updates // 10), "--total-num-update", updates,
          "--max-update", updates, "--save-dir", work / "ckpt", "--no-epoch-checkpoints",
          "--no-save-optimizer-state", "--save-interval", "1000", "--validate-interval", "1000",

@@ -173,9 +173,11 @@ def test_cnndm_stories(tmp_path, caplog):
     assert lines(out / "test.tgt") == [
         "Dog ran . [X_SEP] and kept running .",
         "Cat sits on mat . [X_SEP] Owner: it was \u201chappy\u201d"]
+    # See et al.'s gold-file terms: PTB tokens (":" split), lower case, final period (none
+    # after a closing \u201d, one of their end tokens).
     assert lines(out / "test.ref") == [
-        "Dog ran . <S_SEP> and kept running .",
-        "Cat sits on mat . <S_SEP> Owner: it was \u201chappy\u201d"]
+        "dog ran . <S_SEP> and kept running .",
+        "cat sits on mat . <S_SEP> owner : it was \u201chappy\u201d"]
     assert lines(out / "bpe" / "test.src") == ["dog ran .", "[UNK] [UNK] [UNK] [UNK]"]
     assert lines(out / "bpe" / "test.tgt")[0] == "dog ran . [X_SEP] and [UNK] [UNK] ."
     assert f"{names[2]}.story: no highlights, left out" in caplog.text
@@ -207,7 +209,7 @@ def test_cnndm_csv_and_json_lines(tmp_path):
     assert not (tmp_path / "j").exists() or files_under(tmp_path / "j") == []
     write_lines(jsonl, [json.dumps(r) for r in rows])
     prepare_cnndm([jsonl], str(tmp_path / "j" / "test"))
-    assert lines(tmp_path / "j" / "test.ref") == ["One. <S_SEP> Two.", "Three."]
+    assert lines(tmp_path / "j" / "test.ref") == ["one . <S_SEP> two .", "three ."]
     assert lines(tmp_path / "j" / "test.id") == ["j1", "j2"]
 
 

@@ -433,3 +433,89 @@ def test_training_file_without_positions_is_an_error(squad_dir, wordpiece, tmp_p
     assert proc.returncode != 0
     assert "no window has a usable gold answer position" in proc.stdout + proc.stderr
     assert "give no answer_start" in proc.stdout + proc.stderr
+
+
+# ----------------------------------------------------------------------------- scores.json
+class _RandomLogitsTask:
+    """A stand-in for the squad task in ``scripts/squad.py predict``: the real windows and the
+    real n-best postprocessing, over random logits (seeded per window), so that the null odds
+    fall on both sides of the official script's 1.0."""
+
+    def __init__(self, windower, threshold):
+        from types import SimpleNamespace
+
+        self.windower = windower
+        self.cfg = SimpleNamespace(null_score_diff_threshold=threshold, n_best_size=20,
+                                   max_answer_length=30, version_2_with_negative=False)
+
+    def read_examples(self, path, articles=None):
+        examples, version_2, _ = read_squad_examples(path, articles)
+        return examples, version_2
+
+    def predict(self, model, examples, version_2, batch_size=32):
+        windows = [w for i, e in enumerate(examples) for w in self.windower.windows(e, i)]
+        logits = [np.random.default_rng(k).normal(0.0, 2.0, size=(len(w.tokens), 2))
+                  for k, w in enumerate(windows)]
+        return predict_all(examples, windows, logits, n_best_size=self.cfg.n_best_size,
+                           max_answer_length=self.cfg.max_answer_length, version_2=version_2,
+                           null_score_diff_threshold=self.cfg.null_score_diff_threshold)
+
+
+def _official_v2_at_defaults(data: Path, out: Path) -> Dict[str, float]:
+    """``evaluate-v2.0.py DATA predictions.json --na-prob-file null_odds.json`` at its defaults:
+    the script itself when ``SQUAD_EVALUATE_V2`` names a copy of it, else this project's
+    rendering of it (``fairseq_unilmv2.scoring.squad``, checked against the script's printed
+    figures in ``test_squad_scoring.py``), read from the written files."""
+    import os
+
+    from fairseq_unilmv2.scoring.squad import (load_null_odds, load_predictions,
+                                               load_squad_json, squad_v2_scores)
+
+    script = os.environ.get("SQUAD_EVALUATE_V2")
+    if script:
+        proc = subprocess.run([sys.executable, script, str(data), str(out / "predictions.json"),
+                               "--na-prob-file", str(out / "null_odds.json")],
+                              capture_output=True, text=True, timeout=300, check=True)
+        return json.loads(proc.stdout)
+    return dict(squad_v2_scores(load_squad_json(data), load_predictions(out / "predictions.json"),
+                                null_odds=load_null_odds(out / "null_odds.json")))
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0, 1e9])
+def test_scores_json_is_the_official_script_at_its_defaults(squad_slice, wordpiece, tmp_path,
+                                                            monkeypatch, threshold):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("squad_script", REPO / "scripts" / "squad.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    windower = SquadWindower(WordPieceSpanTokenizer(str(wordpiece[0])), wordpiece[2],
+                             max_seq_length=128, doc_stride=64, max_query_length=32)
+    monkeypatch.setattr(script, "load", lambda args: (None, _RandomLogitsTask(windower,
+                                                                               threshold)))
+    data, out = squad_slice[0], tmp_path / "pred"
+    scores = script.predict(script.parse_args(
+        ["predict", "--path", "unused.pt", "--data", str(data), "--out", str(out)]))
+    written = json.loads((out / "scores.json").read_text())
+    assert written == scores
+    odds = json.loads((out / "null_odds.json").read_text())
+    predictions = json.loads((out / "predictions.json").read_text())
+    # The margin decides what predictions.json answers ...
+    assert all((text == "") == (odds[qid] > threshold) for qid, text in predictions.items()
+               if odds[qid] != 1e9)
+    # ... and the odds fall on both sides of 1.0, where the official default threshold acts.
+    above = [qid for qid in odds if odds[qid] > 1.0]
+    assert 0 < len(above) < len(odds)
+    official = _official_v2_at_defaults(data, out)
+    assert list(written) == list(official)
+    for key, value in official.items():
+        assert written[key] == pytest.approx(value, abs=1e-9, rel=0), key
+    if threshold == 1e9:
+        # Answered questions with odds above 1.0: the official defaults count them unanswered,
+        # so scoring the predictions as written would give other figures.
+        from fairseq_unilmv2.scoring.squad import squad_v2_scores
+
+        assert any(predictions[qid] for qid in above)
+        as_written = squad_v2_scores(squad_slice[1], predictions, null_odds=odds,
+                                     na_prob_thresh=threshold)
+        assert as_written["exact"] != pytest.approx(written["exact"], abs=1e-9)

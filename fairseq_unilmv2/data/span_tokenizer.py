@@ -5,22 +5,24 @@ of the context that span stands for (SQuAD's official scripts compare texts). fa
 ``--bpe bert`` / ``--bpe sentencepiece`` give pieces only, so the ``squad`` task tokenizes with
 these instead, which give the same pieces plus ``(start, end)`` character offsets:
 
-- :class:`WordPieceSpanTokenizer`: BERT's basic tokenizer (clean-up, CJK split, optional
-  lower-casing and accent stripping, punctuation split) then greedy longest-match WordPiece, as
-  ``transformers.BertTokenizer`` (fairseq's ``--bpe bert``) does, written per character so that
-  each normalized character remembers the original one it came from;
+- :class:`WordPieceSpanTokenizer`: Hugging Face ``tokenizers``' BERT pipeline (the one behind
+  ``BertTokenizerFast``: BERT's normalizer, with clean-up of every Unicode ``C*`` character,
+  CJK split, optional lower-casing and accent stripping; BERT's pre-tokenizer; greedy
+  longest-match WordPiece) over the vocabulary, whose offsets follow every normalization back
+  to the original characters (a decomposed ``e`` + U+0301 is covered whole). It gives the
+  pieces of ``transformers.BertTokenizer``, which fairseq's ``--bpe bert`` calls;
 - :class:`SentencePieceSpanTokenizer`: sentencepiece's own piece offsets (byte offsets into the
   original string, turned into character offsets), with surrounding whitespace trimmed.
 
 Pieces are vocabulary strings: WordPiece's ``[UNK]`` and the converted dictionary's specials
 are mapped by :func:`piece_ids`.
 """
-import unicodedata
 from typing import List, Optional, Sequence, Tuple
 
 from ..convert.vocab import SPECIAL_TOKENS, is_cased, read_wordpiece_vocab
 
 Offsets = List[Tuple[int, int]]
+WORDPIECE_UNK = "[UNK]"
 
 
 class SpanTokenizer:
@@ -31,127 +33,41 @@ class SpanTokenizer:
 
 
 # ----------------------------------------------------------------------------- WordPiece
-def _is_whitespace(char: str) -> bool:
-    if char in (" ", "\t", "\n", "\r"):
-        return True
-    return unicodedata.category(char) == "Zs"
-
-
-def _is_control(char: str) -> bool:
-    if char in ("\t", "\n", "\r"):
-        return False
-    return unicodedata.category(char) in ("Cc", "Cf")
-
-
-def _is_punctuation(char: str) -> bool:
-    cp = ord(char)
-    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
-        return True
-    return unicodedata.category(char).startswith("P")
-
-
-def _is_cjk(char: str) -> bool:
-    cp = ord(char)
-    return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF
-            or 0x2A700 <= cp <= 0x2B73F or 0x2B740 <= cp <= 0x2B81F or 0x2B820 <= cp <= 0x2CEAF
-            or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F)
-
-
 class WordPieceSpanTokenizer(SpanTokenizer):
     """BERT's tokenizer over a WordPiece ``vocab.txt``, with character offsets.
 
     Lower-casing (and accent stripping) follows the vocabulary, as ``scripts/wordpiece.py`` and
-    the converter do, unless ``cased`` says otherwise.
+    the converter do, unless ``cased`` says otherwise; a cased vocabulary's text is not
+    normalized at all (as ``BertTokenizer(do_lower_case=False)``).
     """
 
     def __init__(self, vocab_path: str, cased: Optional[bool] = None,
                  max_input_chars_per_word: int = 100):
+        try:
+            from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+        except ImportError as err:
+            raise ImportError("the squad task's WordPiece tokenizer needs Hugging Face's "
+                              "tokenizers package: pip install tokenizers (it comes with "
+                              "transformers)") from err
         tokens = read_wordpiece_vocab(vocab_path)
-        self.vocab = set(tokens)
+        if WORDPIECE_UNK not in tokens:
+            raise ValueError(f"{vocab_path} has no {WORDPIECE_UNK} token: a BERT WordPiece "
+                             "vocab.txt needs it for the words it cannot split; pass the "
+                             "checkpoint's own vocab.txt")
+        self.vocab = {token: index for index, token in enumerate(tokens)}
         self.cased = is_cased(tokens) if cased is None else cased
         self.max_input_chars_per_word = max_input_chars_per_word
-
-    def _normalize(self, text: str) -> Tuple[str, List[int]]:
-        """Normalized text and, per normalized character, the index of its original one.
-        Separators become ' '; lower-casing and accent stripping (uncased) or NFC (cased)
-        apply per character group (a base character and its combining marks)."""
-        out: List[str] = []
-        origin: List[int] = []
-        i = 0
-        while i < len(text):
-            j = i + 1
-            while j < len(text) and unicodedata.combining(text[j]):
-                j += 1  # keep combining marks with their base character
-            group = text[i:j]
-            if len(group) == 1 and (ord(group) in (0, 0xFFFD) or _is_control(group)):
-                i = j
-                continue
-            if len(group) == 1 and _is_whitespace(group):
-                normalized = " "
-            elif self.cased:
-                normalized = unicodedata.normalize("NFC", group)
-            else:
-                normalized = "".join(c for c in unicodedata.normalize("NFD", group.lower())
-                                     if unicodedata.category(c) != "Mn")
-            if len(group) == 1 and _is_cjk(group):
-                normalized = f" {normalized} "
-            for k, char in enumerate(normalized):
-                out.append(char)
-                # Characters of a group map onto the group's own characters where they can.
-                origin.append(i + min(k, len(group) - 1))
-            i = j
-        return "".join(out), origin
-
-    def _words(self, text: str) -> List[Tuple[int, int]]:
-        """(start, end) in the normalized text of each word after the punctuation split."""
-        words = []
-        start = None
-        for k, char in enumerate(text):
-            if char == " ":
-                if start is not None:
-                    words.append((start, k))
-                start = None
-            elif _is_punctuation(char):
-                if start is not None:
-                    words.append((start, k))
-                words.append((k, k + 1))
-                start = None
-            elif start is None:
-                start = k
-        if start is not None:
-            words.append((start, len(text)))
-        return words
-
-    def _wordpieces(self, word: str) -> Optional[List[Tuple[str, int, int]]]:
-        """Greedy longest-match pieces of one word as (piece, start, end), None if it fails."""
-        if len(word) > self.max_input_chars_per_word:
-            return None
-        pieces, start = [], 0
-        while start < len(word):
-            end = len(word)
-            while end > start:
-                piece = word[start:end] if start == 0 else "##" + word[start:end]
-                if piece in self.vocab:
-                    break
-                end -= 1
-            if end == start:
-                return None
-            pieces.append((piece, start, end))
-            start = end
-        return pieces
+        tokenizer = Tokenizer(models.WordPiece(vocab=self.vocab, unk_token=WORDPIECE_UNK,
+                                               max_input_chars_per_word=max_input_chars_per_word))
+        tokenizer.normalizer = normalizers.BertNormalizer(
+            clean_text=True, handle_chinese_chars=True, strip_accents=not self.cased,
+            lowercase=not self.cased)
+        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        self.tokenizer = tokenizer
 
     def tokenize(self, text: str) -> Tuple[List[str], Offsets]:
-        normalized, origin = self._normalize(text)
-        pieces: List[str] = []
-        offsets: Offsets = []
-        for word_start, word_end in self._words(normalized):
-            found = self._wordpieces(normalized[word_start:word_end])
-            if found is None:
-                found = [("[UNK]", 0, word_end - word_start)]
-            for piece, start, end in found:
-                pieces.append(piece)
-                offsets.append((origin[word_start + start], origin[word_start + end - 1] + 1))
-        return pieces, offsets
+        encoding = self.tokenizer.encode(text, add_special_tokens=False)
+        return list(encoding.tokens), [tuple(o) for o in encoding.offsets]
 
 
 # ----------------------------------------------------------------------------- sentencepiece

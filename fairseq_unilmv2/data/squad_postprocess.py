@@ -4,7 +4,9 @@ For each question, over all its windows: the ``n_best_size`` best start and end 
 each window, kept as a candidate span when both lie on context pieces, start <= end, the span is
 at most ``max_answer_length`` pieces and the start piece is scored in this window (max context).
 Candidates are ranked by start + end logit. The null score is the lowest ``[CLS]`` start + end
-logit over the windows. For v2.0 the answer is "" when ``null - best non-null`` exceeds
+logit over the windows. The best non-null span is the best-scored one whose text is not empty
+(a span can cover no character: sentencepiece's lone "\u2581" piece); "" only comes out as "no
+answer". For v2.0 the answer is "" when ``null - best non-null`` exceeds
 ``null_score_diff_threshold``, and that difference is the question's null odds
 (``null_odds.json``, the official script's ``--na-prob-file``). The answer text is the
 context's own characters from the first piece's start to the last piece's end.
@@ -87,7 +89,10 @@ def predict_question(example: SquadExample, windows: Sequence[SquadWindow],
         nbest.append(candidate)
         if len(nbest) == n_best_size:
             break
-    best = nbest[0] if nbest else None
+    # The best span with a non-empty text (as BERT's ``best_non_null_entry`` and Hugging
+    # Face's ``utils_qa.py``): a span of pieces that cover no character (sentencepiece's lone
+    # "\u2581") is never the answer while a span with text exists.
+    best = next((c for c in candidates if c.text.strip()), None)
     null_odds = None if best is None else null_score - best.score
     if best is None or (version_2 and null_odds > null_score_diff_threshold):
         return QuestionPrediction(example.qid, "", None, None,

@@ -12,8 +12,10 @@ otherwise), every line after the first ``@highlight`` a summary sentence. Writte
 
 - ``PREFIX.src``: the article on one line; ``PREFIX.tgt``: the summary sentences joined with
   `` [X_SEP] `` (the marker s2s-ft's prepared targets carry, which the model learns to write
-  and ``score.py --cnndm`` splits at); ``PREFIX.ref``: the same joined with `` <S_SEP> `` (s2s-ft's
-  gold files); ``PREFIX.id``: the story's name or id;
+  and ``score.py --cnndm`` splits at); ``PREFIX.ref``: the summary sentences in the terms of
+  See et al.'s gold files, which s2s-ft scores against (:func:`reference_sentence`: Penn
+  Treebank tokens, lower case, then the missing final period), joined with `` <S_SEP> ``;
+  ``PREFIX.id``: the story's name or id;
 - with a WordPiece vocabulary, ``BPE_PREFIX.src/.tgt``: the article's first 606 pieces (s2s-ft
   keeps ``max_source_seq_length`` 608 minus ``[CLS]`` and ``[SEP]``), the summary's pieces
   with ``[X_SEP]`` kept whole between sentences.
@@ -45,14 +47,37 @@ S2S_FT_MAX_SOURCE_PIECES = 608 - 2
 class Story:
     id: str
     article: str
-    highlights: List[str]
+    highlights: List[str]  # as read, a missing final period added (the targets)
     origin: str  # file (and line) it came from, for messages
+    raw_highlights: Optional[List[str]] = None  # as read, for the references (else highlights)
 
 
 def fix_missing_period(line: str) -> str:
     if "@highlight" in line or not line or line.endswith(SENTENCE_ENDS):
         return line
     return line + " ."
+
+
+_TREEBANK = None
+
+
+def reference_sentence(sentence: str) -> str:
+    """One summary sentence as See et al.'s ``make_datafiles.py`` writes it into the gold
+    files: Penn Treebank tokens (they ran Stanford CoreNLP's PTBTokenizer; here NLTK's
+    ``TreebankWordTokenizer`` with ``convert_parentheses``: ``(`` -> ``-LRB-``, ``didn't`` ->
+    ``did n't``, ``"`` -> `````` / ``''``), then lower case, then a period added to a line that
+    ends without one of their end tokens (``)`` is one, ``-rrb-`` is not: ``... -rrb- .``)."""
+    global _TREEBANK
+    if _TREEBANK is None:
+        try:
+            from nltk.tokenize import TreebankWordTokenizer
+        except ImportError as err:
+            raise ImportError("CNN/DailyMail references are tokenized with NLTK's "
+                              "TreebankWordTokenizer: pip install nltk (rouge-score installs "
+                              "it)") from err
+        _TREEBANK = TreebankWordTokenizer()
+    tokens = _TREEBANK.tokenize(sentence, convert_parentheses=True)
+    return fix_missing_period(" ".join(tokens).lower())
 
 
 def decode(path: Path) -> str:
@@ -73,10 +98,11 @@ def parse_story(text: str, story_id: str, origin: str) -> Story:
         if line.startswith("@highlight"):
             in_highlights = True  # See et al. never switch back: all later lines are summary
         elif in_highlights:
-            highlights.append(fix_missing_period(line))
+            highlights.append(line)
         else:
             article.append(fix_missing_period(line))
-    return Story(story_id, " ".join(article), highlights, origin)
+    return Story(story_id, " ".join(article), [fix_missing_period(h) for h in highlights],
+                 origin, highlights)
 
 
 def story_files(inputs: Sequence[Path], url_list: Optional[Path]) -> Iterator[Path]:
@@ -182,7 +208,8 @@ def prepare_cnndm(inputs: Sequence[Path], output_prefix: str, url_list: Optional
                 continue
             files["src"].write(story.article + "\n")
             files["tgt"].write(f" {TARGET_SENTENCE_SEP} ".join(story.highlights) + "\n")
-            files["ref"].write(f" {REFERENCE_SENTENCE_SEP} ".join(story.highlights) + "\n")
+            files["ref"].write(f" {REFERENCE_SENTENCE_SEP} ".join(
+                reference_sentence(h) for h in story.raw_highlights or story.highlights) + "\n")
             files["id"].write(story.id + "\n")
             if encode is not None:
                 files["bpe.src"].write(truncated_pieces(story.article, encode,
