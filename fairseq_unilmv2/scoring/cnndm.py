@@ -1,7 +1,9 @@
 """CNN/DailyMail evaluation as s2s-ft's ``evaluations/eval_for_cnndm.py`` does it.
 
 Each hypothesis line is split into sentences at ``[X_SEP]`` (what s2s-ft's decoder writes
-between sentences); each sentence is re-tokenized the Penn Treebank way the references are
+between sentences); each sentence has its punctuation split off as s2s-ft's decoder writes it
+(:func:`split_punctuation`: fairseq's ``--bpe bert`` output glues ``didn't`` back), then is
+re-tokenized the Penn Treebank way the references are
 (:func:`fix_tokenization`: ``(`` -> ``-LRB-``, quotes -> `````` / ``''``, ``n't``, ``'s``,
 ``3,000``, ``2.5``, hyphenated words joined); sentences of 4 tokens or fewer are dropped, then
 any sentence whose words are mostly (``duplicate_rate``, 0.7) words of the sentences before it,
@@ -13,6 +15,7 @@ sacremoses does not serve here: its detokenizer and Penn tokenizer follow other 
 000`` becomes ``3, 000``, ``u . s .`` becomes ``u. s.``), so the rules are written out below.
 """
 import string
+import unicodedata
 from typing import Dict, List, Sequence
 
 from .rouge import rouge_f1
@@ -108,6 +111,25 @@ def fix_tokenization(text: str, token_map: Dict[str, str] = PTB_BRACKETS) -> str
     return " ".join(out)
 
 
+def _is_punctuation(char: str) -> bool:
+    """BERT's basic tokenizer's punctuation: ASCII symbols and Unicode ``P*``."""
+    cp = ord(char)
+    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+        return True
+    return unicodedata.category(char).startswith("P")
+
+
+def split_punctuation(text: str) -> str:
+    """Every punctuation character a token of its own, as s2s-ft's decoder writes its
+    WordPiece output (``didn ' t``, ``3 , 000``). fairseq's ``--bpe bert`` detokenizer glues
+    some back (``didn't``, ``3, 000``: transformers' ``clean_up_tokenization``); splitting
+    again gives :func:`fix_tokenization` s2s-ft's input. Text already split is unchanged."""
+    out = []
+    for char in text:
+        out.append(f" {char} " if _is_punctuation(char) else char)
+    return " ".join("".join(out).split())
+
+
 def remove_near_duplicates(sentences: Sequence[str], duplicate_rate: float) -> List[str]:
     """Drop a sentence when more than ``duplicate_rate`` of its distinct (lower-cased) words
     appeared in the sentences before it, dropped ones included."""
@@ -138,7 +160,7 @@ def hypothesis_sentences(line: str, trunc_len: int = 60, duplicate_rate: float =
     ``trunc_len`` 0 and ``duplicate_rate`` 0 (or >= 1) switch those steps off, as in s2s-ft."""
     sentences = []
     for sentence in line.strip().split(sentence_sep):
-        sentence = fix_tokenization(sentence)
+        sentence = fix_tokenization(split_punctuation(sentence))
         for bracket in "()[]":  # brackets glued to words, which fix_tokenization leaves
             sentence = sentence.replace(bracket, f" {PTB_BRACKETS[bracket]} ")
         while "  " in sentence:
