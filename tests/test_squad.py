@@ -54,6 +54,39 @@ def slice_texts(examples) -> List[str]:
     return sorted({e.context for e in examples}) + [e.question for e in examples]
 
 
+# Contexts beyond the slice's, each answer written in it: decomposed accents (e + U+0301),
+# private-use characters inside answers (BERT's clean-up drops every C* character), CJK
+# (one piece a character).
+HARD_QAS = [
+    ("The cafe\u0301 known as Cafe\u0301 Noir opened in Montre\u0301al in 1921; its owner, "
+     "Jose\u0301 Garci\u0301a, sold it to a cafe\u0301 chain.",
+     [("What is the place called?", "Cafe\u0301 Noir"), ("Where did it open?", "Montre\u0301al"),
+      ("Who owned it?", "Jose\u0301 Garci\u0301a"), ("Who bought it?", "a cafe\u0301 chain")]),
+    ("The operation was called Alpha\ue000Bravo and the unit sat at Fort\ue001 Knox West, "
+     "near Bay\uf8ffside.",
+     [("What was the operation called?", "Alpha\ue000Bravo"),
+      ("Where did the unit sit?", "Fort\ue001 Knox West"), ("Near what?", "Bay\uf8ffside")]),
+    ("The city of \u6771\u4eac (Tokyo) is the capital of \u65e5\u672c\u56fd, and "
+     "\u5927\u962a\u5e02 is another large city; Beijing (\u5317\u4eac\u5e02) hosted games.",
+     [("What is the capital?", "\u6771\u4eac"), ("Of what?", "\u65e5\u672c\u56fd"),
+      ("Another city?", "\u5927\u962a\u5e02"), ("Beijing in Chinese?", "\u5317\u4eac\u5e02")]),
+]
+
+
+def hard_articles():
+    paragraphs = []
+    for p, (context, qas) in enumerate(HARD_QAS):
+        paragraphs.append({"context": context, "qas": [
+            {"id": f"hard{p}-{q}", "question": question, "is_impossible": False,
+             "answers": [{"text": answer, "answer_start": context.index(answer)}]}
+            for q, (question, answer) in enumerate(qas)]})
+    return [{"title": "Hard", "paragraphs": paragraphs}]
+
+
+def hard_texts() -> List[str]:
+    return [context for context, _ in HARD_QAS] + [q for _, qas in HARD_QAS for q, _ in qas]
+
+
 @pytest.fixture(scope="module")
 def wordpiece(squad_slice, tmp_path_factory):
     """A WordPiece vocabulary trained on the slice (2,000 entries, BERT's specials), its
@@ -61,7 +94,7 @@ def wordpiece(squad_slice, tmp_path_factory):
     tokenizers = pytest.importorskip("tokenizers")
     root = tmp_path_factory.mktemp("wordpiece")
     trainer = tokenizers.BertWordPieceTokenizer(lowercase=True)
-    trainer.train_from_iterator(slice_texts(squad_slice[2]), vocab_size=2000,
+    trainer.train_from_iterator(slice_texts(squad_slice[2]) + hard_texts(), vocab_size=2000,
                                 special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
     trainer.save_model(str(root))
     write_fairseq_dict(read_wordpiece_vocab(root / "vocab.txt"), root / "dict.txt")
@@ -74,7 +107,8 @@ def sentencepiece_model(squad_slice, tmp_path_factory):
     import sentencepiece as spm
 
     root = tmp_path_factory.mktemp("spm")
-    (root / "text.txt").write_text("\n".join(slice_texts(squad_slice[2])) + "\n")
+    (root / "text.txt").write_text("\n".join(slice_texts(squad_slice[2]) + hard_texts()) + "\n",
+                                   encoding="utf-8")
     spm.SentencePieceTrainer.train(input=str(root / "text.txt"), model_prefix=str(root / "spm"),
                                    vocab_size=1000, character_coverage=1.0, minloglevel=2)
     sp = spm.SentencePieceProcessor(model_file=str(root / "spm.model"))
@@ -95,13 +129,29 @@ def test_wordpiece_pieces_equal_bert_tokenizer_and_offsets_cover_them(squad_slic
     vocab, _, _ = wordpiece
     reference = transformers.BertTokenizer(str(vocab), do_lower_case=True)
     mine = WordPieceSpanTokenizer(str(vocab))
-    texts = slice_texts(squad_slice[2]) + ["Ünïcode café, naïve — “quotes” 東京 x\u200by"]
+    texts = slice_texts(squad_slice[2]) + hard_texts() + [
+        "Ünïcode café, naïve — “quotes” 東京 x\u200by", "\ue000lead, tail\uf8ff, mid\U000f0000dle",
+        "İstanbul ǅ ﬁne cafe\u0301s \u00adsoft\u00ad"]
     for text in texts:
         pieces, offsets = mine.tokenize(text)
         assert pieces == reference.tokenize(text), text
-        for piece, (start, end) in zip(pieces, offsets):
+        for k, (piece, (start, end)) in enumerate(zip(pieces, offsets)):
             if piece != "[UNK]":
-                assert _uncased(text[start:end]) == piece.removeprefix("##"), (text, piece)
+                # Characters BERT's clean-up drops (C*: private use, soft hyphen) may sit
+                # inside a piece's span.
+                covered = "".join(c for c in text[start:end]
+                                  if not unicodedata.category(c).startswith("C"))
+                assert _uncased(covered) == piece.removeprefix("##"), (text, piece)
+            # A piece ends after the accents of its last character, never between them.
+            assert end == len(text) or not unicodedata.category(text[end]).startswith("M"), \
+                (text, piece)
+            assert k == 0 or offsets[k - 1][1] <= start
+    # The pieces of a cased vocabulary: no lower-casing, no accent stripping, as
+    # BertTokenizer(do_lower_case=False); the decomposed accent stays inside the piece.
+    cased = WordPieceSpanTokenizer(str(vocab), cased=True)
+    reference_cased = transformers.BertTokenizer(str(vocab), do_lower_case=False)
+    for text in texts[-3:] + hard_texts():
+        assert cased.tokenize(text)[0] == reference_cased.tokenize(text), text
 
 
 def test_sentencepiece_offsets_cover_the_piece_text(squad_slice, sentencepiece_model):
@@ -170,8 +220,64 @@ def test_round_trip_recovers_the_gold_answers(squad_slice, wordpiece, sentencepi
     if sizes["max_seq_length"] == 64:
         assert result["windows"] > 3 * len(examples)  # most contexts span several windows
     assert scores["HasAns_total"] == 473 and scores["NoAns_total"] == 477
-    assert scores["HasAns_exact"] >= 99.5, f"shortfall by id: {result['shortfall']}"
+    if sizes["max_seq_length"] == 384:
+        assert scores["HasAns_exact"] == 100.0, f"shortfall by id: {result['shortfall']}"
+    else:
+        # 45 context pieces a window, a new window every 16: a long answer (22 pieces with
+        # some sentencepiece models) can sit wholly only in a window that does not score its
+        # first piece (BERT's max-context rule): the rule, not the offsets.
+        assert scores["HasAns_exact"] >= 99.5, f"shortfall by id: {result['shortfall']}"
+        assert len(result["shortfall"]) <= 2
     assert scores["NoAns_exact"] == 100.0
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "sentencepiece"])
+def test_round_trip_recovers_accented_private_use_and_cjk_answers(wordpiece, sentencepiece_model,
+                                                                   kind, tmp_path):
+    articles = hard_articles()
+    examples, version_2, _ = read_squad_examples(str(write_squad(tmp_path / "hard.json",
+                                                                 articles)))
+    assert version_2 and all(e.train_span for e in examples)
+    if kind == "wordpiece":
+        tokenizer, dictionary = WordPieceSpanTokenizer(str(wordpiece[0])), wordpiece[2]
+    else:
+        tokenizer, dictionary = SentencePieceSpanTokenizer(str(sentencepiece_model[0])), \
+            sentencepiece_model[2]
+    for sizes in (dict(), dict(max_seq_length=32, doc_stride=8, max_query_length=8)):
+        result = round_trip(articles, examples, tokenizer, dictionary, **sizes)
+        assert result["scores"]["HasAns_total"] == len(examples)
+        assert result["scores"]["HasAns_exact"] == 100.0, f"shortfall: {result['shortfall']}"
+
+
+@pytest.mark.parametrize("version_2", [False, True])
+def test_best_answer_is_never_empty_while_a_span_has_text(version_2):
+    """A span of pieces that cover no character (sentencepiece's lone "\u2581", offsets
+    (k, k)) scored best: the answer is the best span with text, as in BERT's and Hugging
+    Face's postprocessing; "" only where no span has any."""
+    from fairseq_unilmv2.data.squad_examples import SquadExample
+    from fairseq_unilmv2.data.squad_features import SquadWindow
+    from fairseq_unilmv2.data.squad_postprocess import predict_question
+
+    context = "alpha beta"
+    example = SquadExample("q", "which?", context, [], False)
+    # [CLS] question [SEP] "\u2581" "beta" [SEP]: the lone piece before "beta" covers nothing.
+    offsets = np.array([[-1, -1], [-1, -1], [-1, -1], [6, 6], [6, 10], [-1, -1]])
+    window = SquadWindow(0, np.arange(6), np.zeros(6, dtype=np.int64), offsets,
+                         np.array([False, False, False, True, True, False]))
+    logits = np.full((6, 2), -5.0)
+    logits[3] = [9.0, 9.0]   # best start and end: the empty span (3, 3)
+    logits[4] = [1.0, 2.0]   # then (3, 4) "beta", (4, 4) "beta"
+    logits[0] = [-20.0, -20.0]  # null far below: answer
+    prediction = predict_question(example, [window], [logits], version_2=version_2)
+    assert prediction.nbest[0].text == ""  # the empty span is the best-scored candidate
+    assert prediction.text == "beta" and (prediction.char_start, prediction.char_end) == (6, 10)
+    assert prediction.score == pytest.approx(9.0 + 2.0)  # (3, 4): start 9, end 2
+    assert prediction.null_odds == pytest.approx(-40.0 - 11.0)
+    # Only the empty span: no answer text exists, "" it is.
+    logits[4] = [-30.0, -30.0]
+    only_empty = predict_question(example, [window], [logits], version_2=version_2,
+                                  n_best_size=1)
+    assert only_empty.text == ""
 
 
 def test_round_trip_v1_style_file(squad_slice, wordpiece, tmp_path):
@@ -454,8 +560,13 @@ class _RandomLogitsTask:
 
     def predict(self, model, examples, version_2, batch_size=32):
         windows = [w for i, e in enumerate(examples) for w in self.windower.windows(e, i)]
-        logits = [np.random.default_rng(k).normal(0.0, 2.0, size=(len(w.tokens), 2))
-                  for k, w in enumerate(windows)]
+        logits = []
+        for k, window in enumerate(windows):
+            window_logits = np.random.default_rng(k).normal(0.0, 2.0, size=(len(window.tokens), 2))
+            # The null position raised by an amount drawn per question: odds from about -8
+            # to +8.
+            window_logits[0] += np.random.default_rng(10_000 + window.example_index).uniform(0, 8)
+            logits.append(window_logits)
         return predict_all(examples, windows, logits, n_best_size=self.cfg.n_best_size,
                            max_answer_length=self.cfg.max_answer_length, version_2=version_2,
                            null_score_diff_threshold=self.cfg.null_score_diff_threshold)

@@ -9,14 +9,16 @@ these instead, which give the same pieces plus ``(start, end)`` character offset
   ``BertTokenizerFast``: BERT's normalizer, with clean-up of every Unicode ``C*`` character,
   CJK split, optional lower-casing and accent stripping; BERT's pre-tokenizer; greedy
   longest-match WordPiece) over the vocabulary, whose offsets follow every normalization back
-  to the original characters (a decomposed ``e`` + U+0301 is covered whole). It gives the
-  pieces of ``transformers.BertTokenizer``, which fairseq's ``--bpe bert`` calls;
+  to the original characters; a piece's end is moved over the combining marks accent
+  stripping dropped (a decomposed ``e`` + U+0301 is covered whole). It gives the pieces of
+  ``transformers.BertTokenizer``, which fairseq's ``--bpe bert`` calls;
 - :class:`SentencePieceSpanTokenizer`: sentencepiece's own piece offsets (byte offsets into the
   original string, turned into character offsets), with surrounding whitespace trimmed.
 
 Pieces are vocabulary strings: WordPiece's ``[UNK]`` and the converted dictionary's specials
 are mapped by :func:`piece_ids`.
 """
+import unicodedata
 from typing import List, Optional, Sequence, Tuple
 
 from ..convert.vocab import SPECIAL_TOKENS, is_cased, read_wordpiece_vocab
@@ -67,7 +69,20 @@ class WordPieceSpanTokenizer(SpanTokenizer):
 
     def tokenize(self, text: str) -> Tuple[List[str], Offsets]:
         encoding = self.tokenizer.encode(text, add_special_tokens=False)
-        return list(encoding.tokens), [tuple(o) for o in encoding.offsets]
+        return list(encoding.tokens), _over_trailing_marks(text, encoding.offsets)
+
+
+def _over_trailing_marks(text: str, offsets: Sequence[Tuple[int, int]]) -> Offsets:
+    """Offsets whose end is moved over the combining marks that follow it (up to the next
+    piece): accent stripping drops a decomposed accent (``e`` + U+0301) from the normalized
+    text, and ``tokenizers`` then ends the piece at its base character."""
+    out: Offsets = []
+    for i, (start, end) in enumerate(offsets):
+        limit = max(end, offsets[i + 1][0]) if i + 1 < len(offsets) else len(text)
+        while end < limit and unicodedata.category(text[end]).startswith("M"):
+            end += 1
+        out.append((start, end))
+    return out
 
 
 # ----------------------------------------------------------------------------- sentencepiece
