@@ -6,7 +6,8 @@ files for fairseq-preprocess (directly or through scripts/wordpiece.py) and scor
     python scripts/prepare_data.py nqg --input nqg/data/processed --output qg
     # ... UniLM's passage [SEP] answer setting (the paper's), SQuAD v1.1 JSON + nqg's doclists
     python scripts/prepare_data.py squad --squad train-v1.1.json dev-v1.1.json \\
-        --doclists nqg/data --vocab $PRE/vocab.txt --output qg_pa
+        --doclists nqg/data --vocab $PRE/vocab.txt \\
+        --reference-vocab bert-large-cased/vocab.txt --output qg_pa
     # CNN/DailyMail: See et al.'s .story folders in the order of a URL list, or CSV / JSON lines
     python scripts/prepare_data.py cnndm --input cnn/stories dailymail/stories \\
         --url-list url_lists/all_test.txt --vocab $PRE/vocab.txt --output cnndm/test
@@ -53,7 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     squad.add_argument("--doclists", required=True, type=Path,
                        help="folder with nqg's doclist-{train,dev,test}.txt (article titles)")
     squad.add_argument("--vocab", required=True, type=Path,
-                       help="the model's WordPiece vocab.txt (references and bpe/ files)")
+                       help="the model's WordPiece vocab.txt (bpe/ files, and references "
+                            "without --reference-vocab)")
+    squad.add_argument("--reference-vocab", type=Path,
+                       help="WordPiece vocab.txt to tokenize the references (.ref) with, as "
+                            "UniLM's test.q.tok.txt was: bert-large-cased's vocab.txt (cased, "
+                            "accents kept), which the paper's figures are taken to assume "
+                            "[default: --vocab]")
     squad.add_argument("--output", required=True, type=Path,
                        help="folder for {split}.{src,tgt,key,ref} and bpe/{split}.{src,tgt}")
 
@@ -94,7 +101,7 @@ def run(args: argparse.Namespace) -> None:
     if args.command == "nqg":
         prepare_nqg(args.input, args.output)
     elif args.command == "squad":
-        prepare_squad(args.squad, args.doclists, args.vocab, args.output)
+        prepare_squad(args.squad, args.doclists, args.vocab, args.output, args.reference_vocab)
     elif args.command == "cnndm":
         prepare_cnndm(args.input, args.output, args.url_list, args.vocab, args.bpe_output,
                       args.max_source_pieces)

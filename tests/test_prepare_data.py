@@ -115,6 +115,42 @@ def test_squad_passage_answer_files(tmp_path):
     assert not (tmp_path / "qg2").exists() or files_under(tmp_path / "qg2") == []
 
 
+def test_squad_references_with_the_reference_vocabulary(tmp_path):
+    """--reference-vocab: .ref tokenized as UniLM's test.q.tok.txt was (bert-large-cased: case
+    and accents kept), the model's files with its own (uncased) vocabulary."""
+    from fairseq_unilmv2.scoring.qg import prepare_reference
+
+    model_vocab = write_wordpiece_vocab(tmp_path / "vocab.txt", [
+        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "who", "founded", "mont", "##real",
+        "'", "s", "cafe", "?", "the", "."])
+    cased_vocab = write_wordpiece_vocab(tmp_path / "cased.txt", [
+        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "Who", "founded", "Mont", "##réal", "'",
+        "s", "Café", "?", "The", "."])
+    question = "Who founded Montréal's Café?"
+    data = {"version": "1.1", "data": [squad_article("Cafes", [(
+        "The Café.", [(question, "The Café")])])]}
+    (tmp_path / "dev.json").write_text(json.dumps(data))
+    doclists = tmp_path / "nqg_data"
+    doclists.mkdir()
+    write_lines(doclists / "doclist-test.txt", ["Cafes"])
+    out = tmp_path / "qg"
+    subprocess.run([sys.executable, str(REPO / "scripts" / "prepare_data.py"), "squad",
+                    "--squad", str(tmp_path / "dev.json"), "--doclists", str(doclists),
+                    "--vocab", str(model_vocab), "--reference-vocab", str(cased_vocab),
+                    "--output", str(out)], check=True, capture_output=True)
+    # By hand: BERT's punctuation split ("'" and "?" alone), then longest-match pieces; the
+    # cased vocabulary neither lower-cases nor strips the accents.
+    assert lines(out / "test.ref") == ["Who founded Mont ##réal ' s Café ?"]
+    assert lines(out / "bpe" / "test.tgt") == ["who founded mont ##real ' s cafe ?"]
+    # The model's own vocabulary without --reference-vocab, as before.
+    prepare_squad([tmp_path / "dev.json"], doclists, model_vocab, tmp_path / "own")
+    assert lines(tmp_path / "own" / "test.ref") == lines(out / "bpe" / "test.tgt")
+    # After UniLM's "##" joining and lower-casing the two still differ on accented words.
+    assert prepare_reference(lines(out / "test.ref")[0]) == "who founded montréal ' s café ?"
+    assert prepare_reference(lines(tmp_path / "own" / "test.ref")[0]) == \
+        "who founded montreal ' s cafe ?"
+
+
 def test_squad_shared_v2_slice(tmp_path, caplog):
     squad = shared_file("squad", "dev-v2.0-first3.json")
     vocab = write_wordpiece_vocab(tmp_path / "vocab.txt")

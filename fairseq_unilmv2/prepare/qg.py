@@ -10,7 +10,8 @@
   from SQuAD v1.1 JSON and nqg's ``data/doclist-{train,dev,test}.txt`` (Du et al.'s article
   split: SQuAD's dev articles as dev, its training articles split into train and test). The
   key file is the ``passage [SEP] answer`` text (UniLM's ``test.pa.txt``), the reference file
-  the question's WordPiece tokens (UniLM's ``test.q.tok.txt``; score with the default
+  the question's WordPiece tokens (UniLM's ``test.q.tok.txt``, with ``reference_vocab`` the
+  vocabulary it was tokenized with, ``bert-large-cased``'s; score with the default
   ``--qg-references unilm``). WordPiece files for ``fairseq-preprocess`` are written too, with
   ``[SEP]`` as fairseq's ``</s>`` (the converted dictionary's name for BERT's ``[SEP]``: the
   text ``[SEP]`` would be ``<unk>``). Unanswerable questions (SQuAD v2.0 files) are skipped
@@ -20,7 +21,7 @@ import json
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .common import BadInput, OutputFiles, one_line, read_lines, where
 
@@ -139,16 +140,23 @@ class PieceCache:
 
 
 def prepare_squad(squad_files: Sequence[Path], doclist_dir: Path, vocab: Path,
-                  output_dir: Path) -> Dict[str, int]:
+                  output_dir: Path, reference_vocab: Optional[Path] = None) -> Dict[str, int]:
     """UniLM's passage-plus-answer files for each split whose doclist names articles of the
     given SQuAD files: ``{split}.src/.tgt`` (text), ``{split}.key`` (the .src text),
     ``{split}.ref`` (WordPiece questions) and ``bpe/{split}.src/.tgt``. Returns the questions
-    written per split."""
+    written per split.
+
+    ``.ref`` is tokenized with ``reference_vocab`` when given (default: ``vocab``, the model's).
+    UniLM's released references (``test.q.tok.txt``) were tokenized with ``bert-large-cased``,
+    whose pieces keep case and accents: its ``vocab.txt`` here gives them (casing follows the
+    vocabulary: a cased one neither lower-cases nor strips accents)."""
     from fairseq_unilmv2.convert.vocab import wordpiece_tokenizer
 
     doclist_dir, output_dir = Path(doclist_dir), Path(output_dir)
     articles = load_squad_articles(squad_files)
     tokenizer = wordpiece_tokenizer(vocab)
+    reference_tokenizer = tokenizer if reference_vocab is None else \
+        wordpiece_tokenizer(reference_vocab)
     cache = PieceCache(tokenizer)
     counts, listed = {}, set()
     with OutputFiles() as out:
@@ -175,7 +183,9 @@ def prepare_squad(squad_files: Sequence[Path], doclist_dir: Path, vocab: Path,
             out.write_lines(output_dir / f"{name}.tgt", (q for _, _, q in rows))
             out.write_lines(output_dir / f"{name}.key", sources)
             question_pieces = [tokenizer.encode(q) for _, _, q in rows]
-            out.write_lines(output_dir / f"{name}.ref", question_pieces)
+            out.write_lines(output_dir / f"{name}.ref",
+                            question_pieces if reference_tokenizer is tokenizer
+                            else (reference_tokenizer.encode(q) for _, _, q in rows))
             out.write_lines(output_dir / "bpe" / f"{name}.src",
                             (f"{cache.passage(p)} {FAIRSEQ_SEP} {tokenizer.encode(a)}"
                              for p, a, _ in rows))
