@@ -43,7 +43,9 @@ echo "== plugin, tokenizers, scoring and test tools"
 # No Moses tokenizer (sacremoses): every pipeline here hands raw text to a subword tokenizer
 # that splits punctuation itself (sentencepiece, or WordPiece through --bpe bert), so fairseq's
 # --tokenizer moses would only serve word-level vocabularies, which nothing here uses.
-"${PIP[@]}" sentencepiece rouge-score matplotlib safetensors \
+# tokenizers (the squad task's WordPiece offsets) and nltk (CNN/DailyMail references' PTB
+# tokens) also come with transformers and rouge-score; named here because the plugin imports them.
+"${PIP[@]}" sentencepiece rouge-score nltk tokenizers matplotlib safetensors \
     "transformers>=4.40" pytest pytest-timeout hypothesis
 # fairseq's --tensorboard-logdir writes through torch.utils.tensorboard (the tensorboard
 # package, which also reads the events back); tensorboardX silences the "Please install
