@@ -75,3 +75,25 @@ def test_score_script_cnndm(tmp_path):
     ref = write_lines(tmp_path / "ref1", [SWAPPED_REF])
     plain = json.loads(run_script("score.py", "--hyp", hyp, "--ref", ref, "--json"))
     assert plain["rougeL"] < 50
+
+
+@pytest.mark.parametrize("text, split", [
+    # fairseq's --bpe bert D- lines glue punctuation back: split as s2s-ft's decoder writes it
+    ("he didn't pay 1, 500 for u. s. stock.", "he didn ' t pay 1 , 500 for u . s . stock ."),
+    # already split: unchanged
+    ("he didn ' t pay 1 , 500", "he didn ' t pay 1 , 500"),
+    # PTB tokens stay whole
+    ("-LRB- cnn -rrb- he did n't say `` it 's '' -- no ...",
+     "-LRB- cnn -rrb- he did n't say `` it 's '' -- no ..."),
+])
+def test_split_punctuation_by_hand(text, split):
+    from fairseq_unilmv2.scoring.cnndm import split_punctuation
+
+    assert split_punctuation(text) == split
+
+
+def test_glued_and_split_hypotheses_post_process_alike():
+    glued = "he didn't pay $ 1, 500 ( in cash ) for the \" well - known \" car."
+    split = "he didn ' t pay $ 1 , 500 ( in cash ) for the \" well - known \" car ."
+    assert hypothesis_sentences(glued) == hypothesis_sentences(split) == [
+        "he did n't pay $ 1,500 -LRB- in cash -RRB- for the `` well-known '' car ."]

@@ -23,6 +23,9 @@ from .rouge import rouge_f1
 HYPOTHESIS_SENTENCE_SEP = "[X_SEP]"
 REFERENCE_SENTENCE_SEP = "<S_SEP>"
 PTB_BRACKETS = {"(": "-LRB-", ")": "-RRB-", "[": "-LSB-", "]": "-RSB-", "{": "-LCB-", "}": "-RCB-"}
+# Tokens of already PTB-tokenized text that the punctuation split leaves whole.
+PTB_TOKENS = {t.lower() for t in PTB_BRACKETS.values()} | {
+    "``", "''", "--", "...", "n't", "'s", "'re", "'ve", "'m", "'ll", "'d"}
 
 
 def _digits_and_commas(word: str) -> bool:
@@ -123,11 +126,15 @@ def split_punctuation(text: str) -> str:
     """Every punctuation character a token of its own, as s2s-ft's decoder writes its
     WordPiece output (``didn ' t``, ``3 , 000``). fairseq's ``--bpe bert`` detokenizer glues
     some back (``didn't``, ``3, 000``: transformers' ``clean_up_tokenization``); splitting
-    again gives :func:`fix_tokenization` s2s-ft's input. Text already split is unchanged."""
-    out = []
-    for char in text:
-        out.append(f" {char} " if _is_punctuation(char) else char)
-    return " ".join("".join(out).split())
+    again gives :func:`fix_tokenization` s2s-ft's input. Text already split is unchanged, and
+    so are tokens that are Penn Treebank tokens already (``-lrb-``, ``n't``, ``''``, ...)."""
+    tokens = []
+    for token in text.split():
+        if token.lower() in PTB_TOKENS:
+            tokens.append(token)
+        else:
+            tokens.extend("".join(f" {c} " if _is_punctuation(c) else c for c in token).split())
+    return " ".join(tokens)
 
 
 def remove_near_duplicates(sentences: Sequence[str], duplicate_rate: float) -> List[str]:
