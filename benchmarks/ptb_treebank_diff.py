@@ -13,6 +13,8 @@ what rouge-score matches (its tokenizer keeps only lower-case letters and digits
 
     python benchmarks/ptb_treebank_diff.py [--nqg ../shared/data/nqg/src-dev.txt]
         [--squad ../shared/data/squad/dev-v2.0-first3.json] [--examples 3]
+
+Prints the differing stretches as a Markdown table, examples of each, and one JSON line.
 """
 import argparse
 import collections
@@ -116,6 +118,10 @@ def main(argv=None):
         for pair, _ in counts.most_common():
             for raw in examples[pair]:
                 print(f"{pair}: {raw[:160]}")
+    print(json.dumps({"benchmark": "ptb_treebank_diff", "sentences": len(sentences),
+                      "found": found, "differing": differing,
+                      "stretches": sum(counts.values()),
+                      "rouge_relevant_stretches": sum(counts[p] for p in rouge_relevant)}))
 
 
 if __name__ == "__main__":
