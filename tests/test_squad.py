@@ -61,7 +61,9 @@ HARD_QAS = [
     ("The cafe\u0301 known as Cafe\u0301 Noir opened in Montre\u0301al in 1921; its owner, "
      "Jose\u0301 Garci\u0301a, sold it to a cafe\u0301 chain.",
      [("What is the place called?", "Cafe\u0301 Noir"), ("Where did it open?", "Montre\u0301al"),
-      ("Who owned it?", "Jose\u0301 Garci\u0301a"), ("Who bought it?", "a cafe\u0301 chain")]),
+      ("Who owned it?", "Jose\u0301 Garci\u0301a"), ("Who bought it?", "a cafe\u0301 chain"),
+      # answers ending in a decomposed accent
+      ("What was the owner's first name?", "Jose\u0301"), ("What kind of place?", "cafe\u0301")]),
     ("The operation was called Alpha\ue000Bravo and the unit sat at Fort\ue001 Knox West, "
      "near Bay\uf8ffside.",
      [("What was the operation called?", "Alpha\ue000Bravo"),
