@@ -100,6 +100,18 @@ with and without the plugin.
    ids (what torch asks for there); a module on an accelerator gets fairseq's arguments
    unchanged. *Global, a crash fix*: CPU runs (gloo) train with DDP's bucketed all-reduce and
    its unused-parameter check, as GPU runs do.
+12. ``sentence_prediction`` with ``--report-mcc``, ``--report-acc-and-f1`` or
+   ``--report-pearson-and-spearman`` (GLUE's CoLA, MRPC, QQP, STS-B) crashed at the first
+   validation on several processes (``TypeError: unsupported operand type(s) for +: 'int' and
+   'list'``): its criterion then logs each example's prediction and target as lists, yet tells
+   the trainer that its logging outputs can be summed across workers. It now says so only when
+   it keeps no predictions, so the trainer gathers them (``all_gather_list``) and the metric is
+   computed over every rank's examples. *Global, a crash fix*: one process is unchanged (the
+   trainer aggregates across workers only with several). fairseq's gathering itself,
+   ``distributed_utils.all_gather_list``, allocates a CUDA buffer, so on the CPU (gloo) it
+   crashed too ("type torch.cuda.ByteTensor not available"); under any backend but NCCL it now
+   gathers through ``torch.distributed.all_gather_object``. *Global, a crash fix*: NCCL runs
+   take fairseq's code unchanged.
 """
 import atexit
 import contextvars
@@ -483,6 +495,28 @@ def _ddp_without_device_ids_on_the_cpu(ddp_class):
     return DistributedDataParallel
 
 
+def _summable_unless_keeping_predictions(self=None) -> bool:
+    """``SentencePredictionCriterion.logging_outputs_can_be_summed`` (fix 12); on the class
+    (no instance) it answers as fairseq did."""
+    return not getattr(self, "keep_pred_and_targ", False)
+
+
+def _all_gather_list_off_nccl(original):
+    @functools.wraps(original)
+    def all_gather_list(data, group=None, max_size=16384):
+        from fairseq import utils
+        from fairseq.distributed import utils as distributed_utils
+
+        group = distributed_utils.get_global_group() if group is None else group
+        if torch.distributed.get_backend(group) == "nccl":
+            return original(data, group=group, max_size=max_size)
+        gathered = [None] * distributed_utils.get_world_size(group)
+        torch.distributed.all_gather_object(gathered, utils.move_to_cpu(data), group=group)
+        return gathered
+
+    return all_gather_list
+
+
 def apply() -> None:
     global _APPLIED
     if _APPLIED:
@@ -514,6 +548,11 @@ def apply() -> None:
     from fairseq.models import distributed_fairseq_model
     distributed_fairseq_model.DistributedDataParallel = _ddp_without_device_ids_on_the_cpu(
         distributed_fairseq_model.DistributedDataParallel)
+    distributed_utils.all_gather_list = _all_gather_list_off_nccl(
+        distributed_utils.all_gather_list)
+    from fairseq.criterions.sentence_prediction import SentencePredictionCriterion
+    SentencePredictionCriterion.logging_outputs_can_be_summed = \
+        _summable_unless_keeping_predictions
     if not hasattr(np, "compat"):
         np.compat = types.SimpleNamespace(long=np.int64)
     _APPLIED = True
