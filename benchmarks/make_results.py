@@ -155,6 +155,10 @@ GROUPS: List[tuple] = [
                         f"paired, {r['cpu_time_ratio']:.2f} of CPU times; "
                         f"{r['layers']} layers x {r['dim']}, batch {r['batch_size']}"),
              headline=True),
+      Figure("pre-training update, pmlm --objective ae / masked_lm (the same input; target at "
+             "most 1.05)", "pretrain_step.json",
+             lambda r: (f"{r['ae_ratio']:.2f} of medians; {r['ae_median_paired_ratio']:.2f} "
+                        f"paired, {r['ae_cpu_time_ratio']:.2f} of CPU times")),
       Figure("beam-5 decoding, incremental decoder / a full forward a step",
              "decode.json", lambda r: (f"{r['incremental_over_no_cache']:.1f}x; hypotheses "
                                        f"identical {r['identical_hypotheses_incremental_vs_no_cache']}"),
