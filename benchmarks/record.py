@@ -1,6 +1,6 @@
 """Run one benchmark and keep what it printed, with where, when and how it ran, as JSON.
 
-``make bench`` runs every CPU benchmark through this, so that each figure quoted in the README
+``make bench`` runs every CPU benchmark through this, so that each figure of the results page (docs/results.md)
 has a file under ``benchmarks/results/`` holding the command that produced it, the machine
 (CPU model, cores, load average before and after), the torch and fairseq versions, the date
 (UTC), the git commit, the wall time, every line the benchmark printed and its final JSON line

@@ -83,7 +83,7 @@ class AblationConfig:
     encoder_attention_heads: int = field(default=4, metadata={"help": "attention heads"})
     tokens_per_sample: int = field(default=16, metadata={
         "help": "pre-training block length (short blocks: a small model leaves the unigram "
-                "plateau sooner, see the README's demo notes)"})
+                "plateau sooner)"})
     pretrain_updates: int = field(default=1000, metadata={"help": "pre-training updates"})
     pretrain_batch_size: int = field(default=128, metadata={"help": "pre-training blocks a batch"})
     pretrain_lr: float = field(default=2e-3, metadata={"help": "pre-training peak lr"})

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """UniLMv2 from raw text to a model that has learned something, every stage a plain command.
 
-    python scripts/quickstart.py                       # built-in corpus (timings: README, Results)
+    python scripts/quickstart.py                       # built-in corpus (figures: docs/results.md)
     python scripts/quickstart.py --compare-scratch     # also fine-tune from random weights
     python scripts/quickstart.py --quick               # same stages, tiny sizes (1-3 minutes)
     python scripts/quickstart.py --text a.txt b.txt --out my_run

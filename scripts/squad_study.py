@@ -17,7 +17,7 @@ the HasAns F1 of the best span (the answer forced, no null: how well the spans a
 with mean, standard deviation and range over seeds. Each stage is skipped when its output
 exists, so a stopped run resumes. Every command is printed before it runs.
 
-    python scripts/squad_study.py --out squad_study          # the defaults of the README
+    python scripts/squad_study.py --out squad_study          # the defaults
     python scripts/squad_study.py --out /tmp/s --quick       # tiny sizes, a few minutes
 """
 import argparse
