@@ -54,8 +54,7 @@ REDUCED: Dict[str, Union[List[str], str]] = {
                                  "--warmup", "0", "--steps", "1", "--runs", "1",
                                  "--threads", "1"],
     "scripts/ablation.py": "tests/test_ablation.py runs it (--quick)",
-    "scripts/squad_study.py": "tests/test_squad_study.py runs it (--quick)",
-    "benchmarks/make_results.py": "tests/test_results_page.py runs it",
+    "benchmarks/make_results.py": "tests/test_results_page.py runs it (a page, not one JSON line)",
     "scripts/squad.py": "tests/test_squad.py and tests/test_docs.py run it (predict)",
     "scripts/prepare_data.py": "tests/test_prepare_data.py and tests/test_docs.py run its four "
                                "commands",
