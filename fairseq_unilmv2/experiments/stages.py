@@ -16,9 +16,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-# The plugin's directory (fairseq's --user-dir) and the clone around it (scripts/ live there).
+# The plugin's directory (fairseq's --user-dir), and the clone whose scripts/ the stages run:
+# the one around the plugin (an editable install, or PYTHONPATH), else the current directory
+# (a `pip install .` copy, the scripts run from the clone's root as the README runs them).
 USER_DIR = Path(__file__).resolve().parents[1]
-REPO = USER_DIR.parent
+REPO = USER_DIR.parent if (USER_DIR.parent / "scripts" / "score.py").is_file() else Path.cwd()
 
 
 # ----------------------------------------------------------------------------- running commands
