@@ -16,7 +16,8 @@ setup(
     packages=find_packages(include=["fairseq_unilmv2", "fairseq_unilmv2.*"]),
     # fairseq-fixed is installed by scripts/setup_env.sh: its sdist declares torchaudio, which
     # must be skipped on CPU-only torch builds, so it cannot be a plain install_requires here.
-    install_requires=["torch>=2.1", "numpy", "sentencepiece", "rouge-score",
+    install_requires=["torch>=2.6",  # torch.serialization.safe_globals (safe checkpoint loading)
+                      "numpy", "sentencepiece", "rouge-score",
                       "sacrebleu", "matplotlib"],
     extras_require={"test": ["pytest", "hypothesis", "transformers", "safetensors"]},
     entry_points={"console_scripts": []},
