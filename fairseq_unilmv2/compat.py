@@ -486,7 +486,8 @@ def _ddp_without_device_ids_on_the_cpu(ddp_class):
         """torch's DDP; a module on the CPU is wrapped without device ids (fix 11)."""
 
         def __init__(self, module, device_ids=None, output_device=None, *args, **kwargs):
-            if next(module.parameters()).device.type == "cpu":
+            first = next(module.parameters(), None)
+            if first is not None and first.device.type == "cpu":
                 device_ids = output_device = None
             super().__init__(module, device_ids, output_device, *args, **kwargs)
 
