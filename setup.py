@@ -18,8 +18,9 @@ setup(
     # must be skipped on CPU-only torch builds, so it cannot be a plain install_requires here.
     # tokenizers: the squad task's WordPiece offsets; nltk: CNN/DailyMail references' PTB
     # tokens (both already come with transformers and rouge-score).
-    install_requires=["torch>=2.1", "numpy", "sentencepiece", "rouge-score", "nltk",
-                      "tokenizers", "sacrebleu", "matplotlib"],
+    install_requires=["torch>=2.6",  # torch.serialization.safe_globals (safe checkpoint loading)
+                      "numpy", "sentencepiece", "rouge-score", "nltk", "tokenizers",
+                      "sacrebleu", "matplotlib"],
     extras_require={"test": ["pytest", "hypothesis", "transformers", "safetensors"]},
     entry_points={"console_scripts": []},
 )

@@ -1,12 +1,17 @@
 """Run one benchmark and keep what it printed, with where, when and how it ran, as JSON.
 
-``make bench`` runs every CPU benchmark through this, so that each figure quoted in the README
+``make bench`` runs every CPU benchmark through this, so that each figure of the results page (docs/results.md)
 has a file under ``benchmarks/results/`` holding the command that produced it, the machine
 (CPU model, cores, load average before and after), the torch and fairseq versions, the date
 (UTC), the git commit, the wall time, every line the benchmark printed and its final JSON line
 parsed. The benchmark's output is passed through as it comes (so it ends with that JSON line).
 
     python benchmarks/record.py --out benchmarks/results/decode.json -- python benchmarks/decode.py
+
+A study that writes its results to a file rather than printing them last (``make studies``)
+names that file with ``--result-file``; its record then keeps the last ``TAIL`` printed lines
+(a study prints every fairseq log line). ``benchmarks/make_results.py`` makes the results page
+(``docs/results.md``) from these files alone.
 """
 import argparse
 import datetime
@@ -19,11 +24,16 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# Printed lines a study's record keeps (--result-file): its summary, not its training logs.
+TAIL = 200
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    parser.add_argument("--result-file", type=Path, default=None,
+                        help="JSON file the command writes its results to (relative to the "
+                             "repository root), instead of its last printed line")
     parser.add_argument("command", nargs=argparse.REMAINDER,
                         help="the benchmark's command line, after --")
     args = parser.parse_args(argv)
@@ -47,8 +57,9 @@ def cpu_model() -> str:
 
 def versions() -> dict:
     """torch and fairseq as this interpreter sees them (make bench runs both with one)."""
-    probe = ("import json, torch, fairseq; print(json.dumps({'torch': torch.__version__, "
-             "'fairseq': fairseq.__version__, 'cuda': torch.cuda.is_available()}))")
+    probe = ("import json, torch, fairseq; cuda = torch.cuda.is_available(); "
+             "print(json.dumps({'torch': torch.__version__, 'fairseq': fairseq.__version__, "
+             "'cuda': cuda, 'gpu': torch.cuda.get_device_name(0) if cuda else None}))")
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     return json.loads(proc.stdout) if proc.returncode == 0 else {"error": proc.stderr[-300:]}
 
@@ -76,11 +87,19 @@ def main(argv=None) -> int:
         printed.append(line.rstrip("\n"))
     status = proc.wait()
     result = None
-    if printed:
+    if args.result_file is not None:
+        result_file = args.result_file if args.result_file.is_absolute() else REPO / args.result_file
+        if status == 0 and result_file.is_file():
+            result = json.loads(result_file.read_text(encoding="utf-8"))
+        printed_lines, printed = len(printed), printed[-TAIL:]
+    elif printed:
+        printed_lines = len(printed)
         try:
             result = json.loads(printed[-1])
         except json.JSONDecodeError:
             pass
+    else:
+        printed_lines = 0
     record = {
         "command": " ".join(args.command).replace(str(REPO) + "/", ""),
         "exit_status": status,
@@ -92,14 +111,17 @@ def main(argv=None) -> int:
         "versions": versions(),
         "python": platform.python_version(),
         "git_commit": commit,
+        "printed_lines": printed_lines,
         "printed": printed,
         "result": result,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     if status != 0 or result is None:
+        what = (f"{args.result_file} holds no JSON" if args.result_file is not None
+                else "its last line is not JSON")
         print(f"{args.command[0]} ... exited with status {status}"
-              + ("" if result is not None else ", its last line is not JSON"), file=sys.stderr)
+              + ("" if result is not None else f", {what}"), file=sys.stderr)
         return status or 1
     return 0
 

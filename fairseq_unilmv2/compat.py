@@ -3,18 +3,25 @@
 ``--user-dir fairseq_unilmv2`` imports this into the user's whole fairseq, so each fix says
 whether it can change the results of another task (translation, language_modeling, masked_lm,
 ...). Fixes of crashes and hangs apply everywhere. Fixes that change results apply to this
-plugin's own tasks and datasets only, except three (2 at inference, 5 and 10) whose change
+plugin's own tasks and datasets only, except four (1, 2 at inference, 5 and 10) whose change
 *is* the fix for every task; ``tests/test_compat_scope.py`` runs fairseq's own translation
 task through its CLIs to show that change, and the README lists them under "What loading the
 plugin changes for other fairseq tasks". ``tests/fairseq_suite.py`` runs fairseq's own tests
 with and without the plugin.
 
-1. ``torch.load`` defaults to ``weights_only=True`` since torch 2.6, which rejects fairseq
-   checkpoints (they pickle the argparse/omegaconf config) and the objects fairseq's distributed
-   utilities exchange. fairseq's own loaders get a ``torch`` whose ``load`` defaults to
-   ``weights_only=False``; every other ``torch.load`` in the process is left alone. Only load
-   checkpoints you trust, as with any pickle. *Global, a crash fix*: the checkpoint loads
-   instead of raising; what it holds is unchanged.
+1. Loading a checkpoint runs no code. torch >= 2.6 loads with ``weights_only=True`` by default,
+   which refuses fairseq checkpoints (they pickle the argparse / omegaconf config). fairseq's
+   own loaders (``checkpoint_utils``: ``load_checkpoint_to_cpu``, hence the trainer's restore,
+   ``--finetune-from-model``, ``fairseq-generate`` / ``-interactive`` / ``-validate --path``,
+   ``from_pretrained``; and ``distributed_utils.broadcast_object``, through which rank 0 sends
+   the restored state to the other ranks) now load with ``weights_only=True`` and an
+   allow-list of exactly the types fairseq checkpoints hold (:func:`checkpoint_safe_globals`).
+   A file holding anything else is refused by :class:`UntrustedCheckpointError`, which names
+   the file, the types and the switch that trusts it: ``FAIRSEQ_UNILMV2_TRUST_CHECKPOINTS=1``
+   in the environment (off by default) loads with full unpickling, as stock fairseq on an old
+   torch did. Every other ``torch.load`` in the process is left alone. *Global, the change is
+   the fix*: every checkpoint of fairseq's own tasks loads as before; a pickle that would run
+   code is refused instead of run.
 2. fairseq-fixed's ``batch_by_size`` silently drops the last batch when
    ``--required-batch-size-multiple`` does not divide its size, which loses examples in
    ``fairseq-generate``, ``fairseq-validate`` and every validation. The wrapper keeps that
@@ -87,13 +94,34 @@ with and without the plugin.
    what the CUDA extension reads. *Global, the change is the fix*: CPU generation of every
    task with ``--no-repeat-ngram-size`` now blocks repeated n-grams, as on CUDA. The
    replacement stays TorchScript-compilable (``torch.jit.script`` of ``SequenceGenerator``).
+11. ``--ddp-backend pytorch_ddp`` (alias ``c10d``, fairseq's default on GPUs) crashed with
+   ``--cpu``: fairseq passes ``device_ids=[device_id]`` to ``DistributedDataParallel``, which
+   torch refuses for a module on the CPU. A module on the CPU is now wrapped with no device
+   ids (what torch asks for there); a module on an accelerator gets fairseq's arguments
+   unchanged. *Global, a crash fix*: CPU runs (gloo) train with DDP's bucketed all-reduce and
+   its unused-parameter check, as GPU runs do.
+12. ``sentence_prediction`` with ``--report-mcc``, ``--report-acc-and-f1`` or
+   ``--report-pearson-and-spearman`` (GLUE's CoLA, MRPC, QQP, STS-B) crashed at the first
+   validation on several processes (``TypeError: unsupported operand type(s) for +: 'int' and
+   'list'``): its criterion then logs each example's prediction and target as lists, yet tells
+   the trainer that its logging outputs can be summed across workers. It now says so only when
+   it keeps no predictions, so the trainer gathers them (``all_gather_list``) and the metric is
+   computed over every rank's examples. *Global, a crash fix*: one process is unchanged (the
+   trainer aggregates across workers only with several). fairseq's gathering itself,
+   ``distributed_utils.all_gather_list``, allocates a CUDA buffer, so on the CPU (gloo) it
+   crashed too ("type torch.cuda.ByteTensor not available"); under any backend but NCCL it now
+   gathers through ``torch.distributed.all_gather_object``. *Global, a crash fix*: NCCL runs
+   take fairseq's code unchanged.
 """
 import atexit
 import contextvars
 import functools
 import importlib.util
 import math
+import os
+import pickle
 import queue
+import re
 import sys
 import threading
 import time
@@ -113,15 +141,94 @@ def _is_this_plugins(obj) -> bool:
     return type(obj).__module__.split(".")[0] == _PACKAGE
 
 
-def _torch_with_pickle_load() -> types.ModuleType:
-    """A stand-in for the ``torch`` module whose ``load`` unpickles full fairseq checkpoints."""
+TRUST_CHECKPOINTS_ENV = "FAIRSEQ_UNILMV2_TRUST_CHECKPOINTS"
+
+
+class UntrustedCheckpointError(pickle.UnpicklingError):
+    """A checkpoint holds a type outside :func:`checkpoint_safe_globals`: loading it could run
+    code, so it is refused (fix 1)."""
+
+
+def checkpoint_safe_globals(broadcast: bool = False) -> list:
+    """The types fairseq 0.12 checkpoints hold beyond tensors and plain containers.
+
+    Measured on this plugin's checkpoints and fairseq's own tasks: ``argparse.Namespace``
+    (``args`` of older files, ``cfg["model"]`` of architectures with legacy arguments);
+    omegaconf's containers and the metadata they pickle (a checkpoint re-saved after
+    ``load_checkpoint_to_cpu`` holds a ``DictConfig``), with ``typing.Any`` and the builtin
+    types that metadata names; ``collections.defaultdict``; NumPy scalars and their dtypes,
+    under NumPy 2's module name and NumPy 1's. ``broadcast`` adds the placeholder that
+    ``distributed_utils.broadcast_object`` puts where the tensors it sends separately were.
+    """
+    import argparse
+    import collections
+    import typing
+
+    from omegaconf import DictConfig, ListConfig
+    from omegaconf.base import ContainerMetadata, Metadata
+    from omegaconf.nodes import AnyNode
+
+    scalar = np.float64(0).__reduce__()[0]  # numpy's multiarray.scalar
+    # The dtype a scalar is rebuilt with is an instance of its own class (NumPy >= 1.25).
+    dtype_classes = {type(np.dtype(code)) for code in "?bhilqBHILQefd"} - {np.dtype}
+    safe = [argparse.Namespace, DictConfig, ListConfig, ContainerMetadata, Metadata, AnyNode,
+            typing.Any, collections.defaultdict, dict, list, int,
+            np.dtype, *sorted(dtype_classes, key=str), (scalar, "numpy._core.multiarray.scalar"),
+            (scalar, "numpy.core.multiarray.scalar")]
+    if broadcast:
+        from fairseq.distributed.utils import _TensorPlaceholder
+        safe.append(_TensorPlaceholder)
+    return safe
+
+
+def _trusted_by_the_user() -> bool:
+    return os.environ.get(TRUST_CHECKPOINTS_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def _unsafe_globals(source) -> List[str]:
+    """The globals a (zip-format) checkpoint names outside torch's own allow-list."""
+    try:
+        if hasattr(source, "seek"):
+            source.seek(0)
+        return torch.serialization.get_unsafe_globals_in_checkpoint(source)
+    except Exception:  # an older or non-zip format: the unpickler's message names one
+        return []
+
+
+def _refusal(source, error: Exception, safe: list) -> UntrustedCheckpointError:
+    allowed = {entry[1] if isinstance(entry, tuple) else f"{entry.__module__}.{entry.__qualname__}"
+               for entry in safe}
+    offending = [name for name in _unsafe_globals(source) if name not in allowed]
+    if not offending:
+        offending = [a or b for a, b in re.findall(r"GLOBAL ([\w.]+)|got <class '([\w.]+)'>",
+                                                   str(error))]
+    name = getattr(source, "name", None)
+    where = f"checkpoint {name}" if isinstance(name, str) else "a checkpoint (in memory)"
+    types_ = ", ".join(offending) if offending else f"({error})"
+    return UntrustedCheckpointError(
+        f"refused to load {where}: it holds {types_}, which fairseq checkpoints do not hold, "
+        f"and unpickling it could run code. If you trust the file (you made it, or its source), "
+        f"load it with {TRUST_CHECKPOINTS_ENV}=1 in the environment.")
+
+
+def _torch_loading_safely(broadcast: bool = False) -> types.ModuleType:
+    """A stand-in for the ``torch`` module, for fairseq's loaders: its ``load`` unpickles with
+    ``weights_only=True`` and :func:`checkpoint_safe_globals`."""
     proxy = types.ModuleType("torch")
     proxy.__dict__.update(torch.__dict__)
 
     @functools.wraps(torch.load)
-    def load(*args, **kwargs):
-        kwargs.setdefault("weights_only", False)
-        return torch.load(*args, **kwargs)
+    def load(f, *args, **kwargs):
+        if _trusted_by_the_user():
+            kwargs["weights_only"] = False
+            return torch.load(f, *args, **kwargs)
+        kwargs["weights_only"] = True
+        safe = checkpoint_safe_globals(broadcast)
+        try:
+            with torch.serialization.safe_globals(safe):
+                return torch.load(f, *args, **kwargs)
+        except pickle.UnpicklingError as error:
+            raise _refusal(f, error, safe) from None
 
     proxy.load = load
     return proxy
@@ -374,6 +481,43 @@ def _no_repeat_ngram(self, tokens: torch.Tensor, lprobs: torch.Tensor, bsz: int,
     return lprobs
 
 
+def _ddp_without_device_ids_on_the_cpu(ddp_class):
+    class DistributedDataParallel(ddp_class):
+        """torch's DDP; a module on the CPU is wrapped without device ids (fix 11)."""
+
+        def __init__(self, module, device_ids=None, output_device=None, *args, **kwargs):
+            first = next(module.parameters(), None)
+            if first is not None and first.device.type == "cpu":
+                device_ids = output_device = None
+            super().__init__(module, device_ids, output_device, *args, **kwargs)
+
+    DistributedDataParallel.__module__ = ddp_class.__module__
+    DistributedDataParallel.__qualname__ = ddp_class.__qualname__
+    return DistributedDataParallel
+
+
+def _summable_unless_keeping_predictions(self=None) -> bool:
+    """``SentencePredictionCriterion.logging_outputs_can_be_summed`` (fix 12); on the class
+    (no instance) it answers as fairseq did."""
+    return not getattr(self, "keep_pred_and_targ", False)
+
+
+def _all_gather_list_off_nccl(original):
+    @functools.wraps(original)
+    def all_gather_list(data, group=None, max_size=16384):
+        from fairseq import utils
+        from fairseq.distributed import utils as distributed_utils
+
+        group = distributed_utils.get_global_group() if group is None else group
+        if torch.distributed.get_backend(group) == "nccl":
+            return original(data, group=group, max_size=max_size)
+        gathered = [None] * distributed_utils.get_world_size(group)
+        torch.distributed.all_gather_object(gathered, utils.move_to_cpu(data), group=group)
+        return gathered
+
+    return all_gather_list
+
+
 def apply() -> None:
     global _APPLIED
     if _APPLIED:
@@ -382,9 +526,8 @@ def apply() -> None:
     from fairseq.data import data_utils
     from fairseq.distributed import utils as distributed_utils
 
-    pickle_torch = _torch_with_pickle_load()
-    checkpoint_utils.torch = pickle_torch
-    distributed_utils.torch = pickle_torch
+    checkpoint_utils.torch = _torch_loading_safely()
+    distributed_utils.torch = _torch_loading_safely(broadcast=True)
     data_utils.batch_by_size = _batch_by_size_keeping_last(data_utils.batch_by_size)
     from fairseq.trainer import Trainer
     Trainer.get_train_iterator = _other_tasks_training_batches_as_fairseq_makes_them(
@@ -403,6 +546,14 @@ def apply() -> None:
         iterators.CountingIterator.__next__)
     from fairseq.ngram_repeat_block import NGramRepeatBlock
     NGramRepeatBlock._no_repeat_ngram = _no_repeat_ngram
+    from fairseq.models import distributed_fairseq_model
+    distributed_fairseq_model.DistributedDataParallel = _ddp_without_device_ids_on_the_cpu(
+        distributed_fairseq_model.DistributedDataParallel)
+    distributed_utils.all_gather_list = _all_gather_list_off_nccl(
+        distributed_utils.all_gather_list)
+    from fairseq.criterions.sentence_prediction import SentencePredictionCriterion
+    SentencePredictionCriterion.logging_outputs_can_be_summed = \
+        _summable_unless_keeping_predictions
     if not hasattr(np, "compat"):
         np.compat = types.SimpleNamespace(long=np.int64)
     _APPLIED = True

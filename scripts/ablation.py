@@ -23,8 +23,8 @@ Writes ``results.json`` and ``results.md`` (objective x task, mean +- std over s
 trivial baseline and the from-scratch row), ``pretraining_curves.png`` and
 ``finetuning_scores.png``. Every stage prints its command; a finished cell (one stage of one
 objective and seed) leaves ``cells/<name>.json`` and is not rerun, so an interrupted study
-resumes where it stopped (``--out`` the same folder). The text, sentencepiece, binarization and
-model machinery is scripts/quickstart.py's.
+resumes where it stopped (``--out`` the same folder). The sentencepiece, binarization and
+fairseq stages are ``fairseq_unilmv2/experiments/stages.py``'s, as the demo's.
 """
 import argparse
 import hashlib
@@ -40,10 +40,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Dict, List, Optional, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import quickstart  # noqa: E402  (the stages' machinery: sentencepiece, preprocess, fairseq runs)
-from quickstart import cli, fresh_dir, read_lines, run, write_lines  # noqa: E402
+from fairseq_unilmv2.experiments import stages
+from fairseq_unilmv2.experiments.stages import cli, fresh_dir, read_lines, run, write_lines
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -85,7 +83,7 @@ class AblationConfig:
     encoder_attention_heads: int = field(default=4, metadata={"help": "attention heads"})
     tokens_per_sample: int = field(default=16, metadata={
         "help": "pre-training block length (short blocks: a small model leaves the unigram "
-                "plateau sooner, see the README's demo notes)"})
+                "plateau sooner)"})
     pretrain_updates: int = field(default=1000, metadata={"help": "pre-training updates"})
     pretrain_batch_size: int = field(default=128, metadata={"help": "pre-training blocks a batch"})
     pretrain_lr: float = field(default=2e-3, metadata={"help": "pre-training peak lr"})
@@ -335,12 +333,10 @@ def nearest_other_sentence(sources: List[str], i: int) -> Optional[str]:
 
 
 def encode_all(spm_model: Path, text_dir: Path, spm_dir: Path) -> None:
-    files = []
-    for rel in sorted(p.relative_to(text_dir) for p in text_dir.rglob("*")
-                      if p.is_file() and not p.name.endswith(".label")):
-        (spm_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-        files += [text_dir / rel, spm_dir / rel]
-    run([sys.executable, "-c", quickstart.SPM_ENCODE, spm_model, *files])
+    stages.encode_sentencepiece(spm_model, [
+        (text_dir / rel, spm_dir / rel) for rel in sorted(
+            p.relative_to(text_dir) for p in text_dir.rglob("*")
+            if p.is_file() and not p.name.endswith(".label"))])
 
 
 def trim_pairs(cfg: AblationConfig, cls_dir: Path) -> None:
@@ -363,36 +359,23 @@ def prepare(cfg: AblationConfig, out: Path) -> Dict:
         bin_dir = fresh_dir(out / "data-bin")
         pretraining_text(cfg, text_dir)
         counts = task_data(cfg, text_dir)
-        prefix = spm_dir / "spm"
-        run([sys.executable, "-c", quickstart.SPM_TRAIN,
-             f"--input={text_dir / 'pretrain' / 'train.txt'}", f"--model_prefix={prefix}",
-             f"--vocab_size={cfg.vocab_size}", "--model_type=unigram",
-             "--character_coverage=1.0", "--hard_vocab_limit=false", "--minloglevel=1"])
-        encode_all(Path(f"{prefix}.model"), text_dir, spm_dir)
+        spm_model = stages.train_sentencepiece(text_dir / "pretrain" / "train.txt",
+                                               spm_dir / "spm", cfg.vocab_size)
+        encode_all(spm_model, text_dir, spm_dir)
         trim_pairs(cfg, spm_dir / "cls")
-        run([cli("fairseq-preprocess"), "--only-source",
-             "--trainpref", spm_dir / "pretrain" / "train.txt",
-             "--validpref", spm_dir / "pretrain" / "valid.txt",
-             "--destdir", bin_dir / "pretrain", "--workers", "2"])
+        splits = ("train", "valid", "test")
+        stages.preprocess(bin_dir / "pretrain", spm_dir / "pretrain" / "{}.txt")
         dictionary = bin_dir / "pretrain" / "dict.txt"
-        run([cli("fairseq-preprocess"), "--source-lang", "src", "--target-lang", "tgt",
-             "--srcdict", dictionary, "--tgtdict", dictionary,
-             *split_prefixes(spm_dir / "qg" / "{}"), "--destdir", bin_dir / "qg", "--workers", "2"])
+        stages.preprocess(bin_dir / "qg", spm_dir / "qg" / "{}", splits, dictionary,
+                          pairs=("src", "tgt"))
         for column in ("input0", "input1"):
-            run([cli("fairseq-preprocess"), "--only-source", "--srcdict", dictionary,
-                 *split_prefixes(spm_dir / "cls" / f"{{}}.{column}"),
-                 "--destdir", bin_dir / "cls" / column, "--workers", "2"])
-        run([cli("fairseq-preprocess"), "--only-source",
-             *split_prefixes(text_dir / "cls" / "{}.label"),
-             "--destdir", bin_dir / "cls" / "label", "--workers", "1"])
-        return dict(counts, spm_model=f"{prefix}.model",
-                    unigram_entropy=quickstart.unigram_entropy(bin_dir / "pretrain"))
+            stages.preprocess(bin_dir / "cls" / column, spm_dir / "cls" / f"{{}}.{column}",
+                              splits, dictionary)
+        stages.preprocess(bin_dir / "cls" / "label", text_dir / "cls" / "{}.label", splits,
+                          workers=1)
+        return dict(counts, spm_model=str(spm_model),
+                    unigram_entropy=stages.unigram_entropy(bin_dir / "pretrain"))
     return cell(out, "prepare", compute)
-
-
-def split_prefixes(pattern: Path) -> List:
-    return ["--trainpref", str(pattern).format("train"), "--validpref",
-            str(pattern).format("valid"), "--testpref", str(pattern).format("test")]
 
 
 # ----------------------------------------------------------------------------- stages
@@ -404,10 +387,10 @@ def pretrain_cell(cfg: AblationConfig, out: Path, objective: str, seed: int) -> 
 
     def compute():
         log.parent.mkdir(parents=True, exist_ok=True)
-        quickstart.pretrain(SimpleNamespace(**vars(cfg), seed=seed), out / "data-bin" / "pretrain",
+        stages.pretrain(SimpleNamespace(**vars(cfg), seed=seed), out / "data-bin" / "pretrain",
                             save_dir, log, extra_args=["--objective", objective])
         losses = loss_names(objective)
-        curves = quickstart.loss_series(log, ["loss", *losses])
+        curves = stages.loss_series(log, ["loss", *losses])
         text = log.read_text(encoding="utf-8")
         return {
             "checkpoint": str(save_dir / "checkpoint_last.pt"),
@@ -415,7 +398,7 @@ def pretrain_cell(cfg: AblationConfig, out: Path, objective: str, seed: int) -> 
             "curves": {k: v for k, v in curves.items() if k.startswith("valid_")},
             # Tokens the model read, pseudo part included (the criterion's input_tokens).
             "input_tokens": sum(train_totals(text, "input_tokens")),
-            "train_s": quickstart.done_training_s(text),
+            "train_s": stages.done_training_s(text),
         }
     return cell(out, name, compute)
 
@@ -440,7 +423,7 @@ def train_totals(text: str, key: str) -> List[float]:
 
 
 def finetune_args(cfg: AblationConfig, seed: int, updates: int) -> SimpleNamespace:
-    """quickstart.finetune's settings for one fine-tuning run."""
+    """stages.finetune's settings for one fine-tuning run."""
     return SimpleNamespace(**dict(vars(cfg), seed=seed, finetune_updates=updates))
 
 
@@ -450,10 +433,8 @@ def qg_metrics(hypotheses: Path, references: Path, scores: Path) -> Dict[str, fl
     files), with ``test.src`` beside ``references`` as the key file that pools the questions of
     one sentence. METEOR is left out: the table does not report it and its Java scorer is the
     slow part."""
-    output = run([sys.executable, REPO / "scripts" / "score.py", "--qg", "--qg-references", "du",
-                  "--no-meteor", "--src", references.with_suffix(".src"), "--hyp", hypotheses,
-                  "--ref", references, "--json"], stdout_file=scores)
-    result = json.loads(output.strip().splitlines()[-1])
+    result = stages.score(hypotheses, references, scores, extra_args=[
+        "--qg", "--qg-references", "du", "--no-meteor", "--src", references.with_suffix(".src")])
     return {"bleu4": result["bleu4"], "rougeL": result["rougeL"]}
 
 
@@ -465,10 +446,10 @@ def qg_cell(cfg: AblationConfig, out: Path, row: str, seed: int,
     def compute():
         qcfg = finetune_args(cfg, seed, cfg.qg_updates)
         data = out / "data-bin" / "qg"
-        checkpoint = quickstart.finetune(qcfg, data, pretrained and Path(pretrained),
+        checkpoint = stages.finetune(qcfg, data, pretrained and Path(pretrained),
                                          out / "checkpoints" / "qg" / tag,
                                          out / "logs" / f"qg__{tag}.log")
-        hyp = quickstart.generate(qcfg, data, checkpoint, spm_model, out / "generate" / tag,
+        hyp = stages.generate(qcfg, data, checkpoint, spm_model, out / "generate" / tag,
                                   out / "generate" / f"{tag}.hyp")
         scores = qg_metrics(hyp, out / "text" / "qg" / "test.tgt", out / "generate" /
                             f"{tag}.scores.json")
@@ -489,12 +470,12 @@ def cls_cell(cfg: AblationConfig, out: Path, row: str, seed: int,
         restore = [] if pretrained is None else [
             "--restore-file", pretrained, "--reset-optimizer", "--reset-dataloader",
             "--reset-meters"]
-        schedule = quickstart.schedule_args(cfg.cls_updates, cfg.finetune_lr,
+        schedule = stages.schedule_args(cfg.cls_updates, cfg.finetune_lr,
                                             cfg.finetune_warmup, cfg.validations)
         positions = 512  # the model's (--max-positions sets it): a pre-trained one has 512
         # As RoBERTa's GLUE recipe: <s> first (its features classify), </s> between the
         # question and the sentence, so that the model can tell where one ends.
-        run([cli("fairseq-train"), data, *quickstart.model_args(cfg), *restore,
+        run([cli("fairseq-train"), data, *stages.model_args(cfg), *restore,
              "--task", "sentence_prediction", "--criterion", "sentence_prediction",
              "--num-classes", "2", "--init-token", "0", "--separator-token", "2",
              "--max-positions", positions, "--shorten-method", "truncate",
@@ -502,7 +483,7 @@ def cls_cell(cfg: AblationConfig, out: Path, row: str, seed: int,
              *schedule, "--best-checkpoint-metric", "accuracy",
              "--maximize-best-checkpoint-metric", "--save-dir", fresh_dir(save_dir),
              "--seed", seed], log=log)
-        output = run([cli("fairseq-validate"), data, "--user-dir", quickstart.USER_DIR,
+        output = run([cli("fairseq-validate"), data, "--user-dir", stages.USER_DIR,
                       "--task", "sentence_prediction", "--num-classes", "2",
                       "--init-token", "0", "--separator-token", "2",
                       "--max-positions", positions,
@@ -522,7 +503,7 @@ def baselines(out: Path) -> Dict:
         text = out / "text"
         hyp = out / "generate" / "baseline.hyp"
         hyp.parent.mkdir(parents=True, exist_ok=True)
-        answer = quickstart.baseline(text / "qg" / "train.tgt", text / "qg" / "test.src", hyp)
+        answer = stages.baseline(text / "qg" / "train.tgt", text / "qg" / "test.src", hyp)
         qg = qg_metrics(hyp, text / "qg" / "test.tgt", out / "generate" / "baseline.scores.json")
         labels = read_lines(text / "cls" / "train.label")
         majority = max(set(labels), key=labels.count)

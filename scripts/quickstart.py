@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """UniLMv2 from raw text to a model that has learned something, every stage a plain command.
 
-    python scripts/quickstart.py                       # built-in corpus (timings: README, Results)
+    python scripts/quickstart.py                       # built-in corpus (figures: docs/results.md)
     python scripts/quickstart.py --compare-scratch     # also fine-tune from random weights
     python scripts/quickstart.py --quick               # same stages, tiny sizes (1-3 minutes)
     python scripts/quickstart.py --text a.txt b.txt --out my_run
@@ -35,21 +35,16 @@ Stages (each prints its command, then shows the command's own output live):
 import argparse
 import json
 import logging
-import os
 import random
 import re
-import shlex
-import shutil
-import subprocess
-import sys
 import time
-from collections import Counter
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-REPO = Path(__file__).resolve().parents[1]
-USER_DIR = REPO / "fairseq_unilmv2"
+from fairseq_unilmv2.experiments.stages import (
+    baseline, encode_sentencepiece, finetune, fresh_dir, generate, loss_series, preprocess,
+    pretrain, read_lines, score, train_sentencepiece, unigram_entropy, write_lines)
 
 
 @dataclass
@@ -147,61 +142,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> QuickstartConfig:
     if missing:
         parser.error(f"--text: no such file: {', '.join(missing)}")
     return QuickstartConfig(**args)
-
-
-# ----------------------------------------------------------------------------- running commands
-def cli(name: str) -> str:
-    """A console script (fairseq-train, ...) of the running Python environment."""
-    script = Path(sys.executable).parent / name
-    return str(script) if script.exists() else name
-
-
-def run(cmd: Sequence[str], log: Optional[Path] = None, stdout_file: Optional[Path] = None) -> str:
-    """Print the command, run it with its output shown live, and fail with a clear message.
-
-    ``log``: also copy the output there (shown as ``| tee``). ``stdout_file``: the command's
-    standard output goes to that file instead (shown as ``>``). Returns the captured output.
-    """
-    cmd = [str(c) for c in cmd]
-    shown = shlex.join(cmd)
-    if stdout_file is not None:
-        shown += f" > {shlex.quote(str(stdout_file))}"
-    if log is not None:
-        shown += f" 2>&1 | tee {shlex.quote(str(log))}"
-    print(f"\n$ {shown}", flush=True)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    lines = []
-    # stderr joins the shown output, except where stdout is the command's result file.
-    stderr = None if stdout_file is not None else subprocess.STDOUT
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True,
-                          env=env, cwd=REPO) as proc:
-        for line in proc.stdout:
-            print(line, end="", flush=True)
-            lines.append(line)
-    output = "".join(lines)
-    if log is not None:
-        log.write_text(output, encoding="utf-8")
-    if stdout_file is not None:
-        stdout_file.write_text(output, encoding="utf-8")
-    if proc.returncode != 0:
-        raise SystemExit(f"\nquickstart: this command failed with exit code {proc.returncode}:\n"
-                         f"  {shown}\nIts output is above"
-                         + (f" and in {log}." if log else "."))
-    return output
-
-
-def fresh_dir(path: Path) -> Path:
-    """An empty folder: a stage always starts clean, so fairseq never resumes an old run."""
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    return path
-
-
-def write_lines(path: Path, lines: Sequence[str]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    return path
 
 
 # ----------------------------------------------------------------------------- stage 1: text
@@ -303,190 +243,28 @@ def build_text(cfg: QuickstartConfig, text_dir: Path) -> Dict[str, int]:
 
 
 # ----------------------------------------------------------------------------- stage 2: spm
-SPM_TRAIN = 'import sys, sentencepiece as spm; spm.SentencePieceTrainer.train(" ".join(sys.argv[1:]))'
-SPM_ENCODE = """import sys, sentencepiece as spm
-sp = spm.SentencePieceProcessor(model_file=sys.argv[1])
-for src, dst in zip(sys.argv[2::2], sys.argv[3::2]):
-    with open(src, encoding="utf-8") as fin, open(dst, "w", encoding="utf-8") as fout:
-        fout.writelines(" ".join(sp.encode(line.strip(), out_type=str)) + "\\n" for line in fin)"""
-
-
 def sentencepiece(cfg: QuickstartConfig, text_dir: Path, spm_dir: Path) -> Path:
-    prefix = spm_dir / "spm"
-    run([sys.executable, "-c", SPM_TRAIN, f"--input={text_dir / 'pretrain' / 'train.txt'}",
-         f"--model_prefix={prefix}", f"--vocab_size={cfg.vocab_size}", "--model_type=unigram",
-         "--character_coverage=1.0", "--hard_vocab_limit=false", "--minloglevel=1"])
-    files = []
-    for split in ("train", "valid"):
-        files += [text_dir / "pretrain" / f"{split}.txt", spm_dir / "pretrain" / f"{split}.txt"]
-    for split in ("train", "valid", "test"):
-        for lang in ("src", "tgt"):
-            files += [text_dir / "seq2seq" / f"{split}.{lang}", spm_dir / "seq2seq" / f"{split}.{lang}"]
-    for sub in ("pretrain", "seq2seq"):
-        (spm_dir / sub).mkdir(parents=True, exist_ok=True)
-    run([sys.executable, "-c", SPM_ENCODE, f"{prefix}.model", *files])
-    return Path(f"{prefix}.model")
+    model = train_sentencepiece(text_dir / "pretrain" / "train.txt", spm_dir / "spm",
+                                cfg.vocab_size)
+    files = [(text_dir / "pretrain" / f"{split}.txt", spm_dir / "pretrain" / f"{split}.txt")
+             for split in ("train", "valid")]
+    files += [(text_dir / "seq2seq" / f"{split}.{lang}", spm_dir / "seq2seq" / f"{split}.{lang}")
+              for split in ("train", "valid", "test") for lang in ("src", "tgt")]
+    encode_sentencepiece(model, files)
+    return model
 
 
 # ----------------------------------------------------------------------------- stage 3: binarize
 def binarize(spm_dir: Path, bin_dir: Path) -> Tuple[Path, Path]:
-    pretrain_bin, seq2seq_bin = bin_dir / "pretrain", bin_dir / "seq2seq"
-    run([cli("fairseq-preprocess"), "--only-source",
-         "--trainpref", spm_dir / "pretrain" / "train.txt",
-         "--validpref", spm_dir / "pretrain" / "valid.txt",
-         "--destdir", pretrain_bin, "--workers", "2"])
-    dictionary = pretrain_bin / "dict.txt"
-    prefix = spm_dir / "seq2seq"
-    run([cli("fairseq-preprocess"), "--source-lang", "src", "--target-lang", "tgt",
-         "--srcdict", dictionary, "--tgtdict", dictionary,
-         "--trainpref", prefix / "train", "--validpref", prefix / "valid",
-         "--testpref", prefix / "test", "--destdir", seq2seq_bin, "--workers", "2"])
+    """The pre-training text, then the pairs with its dict.txt: one vocabulary for both."""
+    pretrain_bin = preprocess(bin_dir / "pretrain", spm_dir / "pretrain" / "{}.txt")
+    seq2seq_bin = preprocess(bin_dir / "seq2seq", spm_dir / "seq2seq" / "{}",
+                             ("train", "valid", "test"), dictionary=pretrain_bin / "dict.txt",
+                             pairs=("src", "tgt"))
     return pretrain_bin, seq2seq_bin
 
 
-# ----------------------------------------------------------------------------- stages 4-5: train
-def model_args(cfg: QuickstartConfig) -> List[str]:
-    return ["--user-dir", USER_DIR, "--arch", "unilm_v2_base",
-            "--encoder-layers", cfg.encoder_layers, "--encoder-embed-dim", cfg.encoder_embed_dim,
-            "--encoder-ffn-embed-dim", cfg.encoder_ffn_embed_dim,
-            "--encoder-attention-heads", cfg.encoder_attention_heads]
-
-
-def schedule_args(updates: int, lr: float, warmup_ratio: float, validations: int) -> List[str]:
-    """Adam with linear warm-up then linear decay, as the paper.
-
-    Validation (and a save, so checkpoint_best.pt follows it) a fixed number of times a run
-    rather than every epoch: epochs of this small corpus are short, so per-epoch validation
-    would cost more than the training and would give the quick mode a single point.
-    """
-    every = max(1, updates // max(1, validations))
-    return ["--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--adam-eps", "1e-6",
-            "--weight-decay", "0.01", "--clip-norm", "1.0", "--lr", lr,
-            "--lr-scheduler", "polynomial_decay", "--total-num-update", max(updates, 1),
-            "--warmup-updates", max(1, int(updates * warmup_ratio)), "--max-update", updates,
-            "--validate-interval", "1000000", "--validate-interval-updates", every,
-            "--save-interval-updates", every, "--keep-interval-updates", "1",
-            "--no-epoch-checkpoints", "--log-format", "json",
-            "--log-interval", max(1, min(10, updates // 20)), "--num-workers", "0"]
-
-
-def pretrain(cfg: QuickstartConfig, data: Path, save_dir: Path, log: Path,
-             extra_args: Sequence[str] = ()) -> Path:
-    """``extra_args``: more fairseq-train flags (scripts/ablation.py: --objective)."""
-    run([cli("fairseq-train"), data, *model_args(cfg), *extra_args,
-         "--task", "pmlm", "--criterion", "pmlm",
-         "--tokens-per-sample", cfg.tokens_per_sample, "--batch-size", cfg.pretrain_batch_size,
-         *schedule_args(cfg.pretrain_updates, cfg.pretrain_lr, cfg.pretrain_warmup,
-                        cfg.validations),
-         "--save-dir", fresh_dir(save_dir), "--seed", cfg.seed], log=log)
-    return save_dir / "checkpoint_last.pt"
-
-
-def finetune(cfg: QuickstartConfig, data: Path, pretrained: Optional[Path], save_dir: Path,
-             log: Path) -> Path:
-    """Fine-tune from ``pretrained``, or from random weights when it is None."""
-    restore = [] if pretrained is None else [
-        "--restore-file", pretrained, "--reset-optimizer", "--reset-dataloader", "--reset-meters"]
-    run([cli("fairseq-train"), data, *model_args(cfg),
-         "--task", "unilm_seq2seq", "--criterion", "unilm_seq2seq", *restore,
-         "--max-source-positions", cfg.max_source_positions,
-         "--max-target-positions", cfg.max_target_positions,
-         "--batch-size", cfg.finetune_batch_size,
-         *schedule_args(cfg.finetune_updates, cfg.finetune_lr, cfg.finetune_warmup,
-                        cfg.validations),
-         "--save-dir", fresh_dir(save_dir), "--seed", cfg.seed], log=log)
-    return save_dir / "checkpoint_best.pt"
-
-
-# ----------------------------------------------------------------------------- stage 6-7: decode
-def generate(cfg: QuickstartConfig, data: Path, checkpoint: Path, spm_model: Path,
-             results: Path, hypotheses: Path) -> Path:
-    run([cli("fairseq-generate"), data, "--user-dir", USER_DIR, "--task", "unilm_seq2seq",
-         "--path", checkpoint, "--gen-subset", "test", "--beam", cfg.beam, "--lenpen", cfg.lenpen,
-         "--max-len-b", cfg.max_target_positions,
-         "--max-source-positions", cfg.max_source_positions,
-         "--max-target-positions", cfg.max_target_positions,
-         "--batch-size", "64", "--bpe", "sentencepiece", "--sentencepiece-model", spm_model,
-         "--results-path", fresh_dir(results)])
-    output = results / "generate-test.txt"
-    # D-<id> lines are the sentencepiece-decoded hypotheses; ids are test line numbers.
-    detok = {}
-    for line in output.read_text(encoding="utf-8").splitlines():
-        if line.startswith("D-"):
-            sample_id, _score, text = (line.split("\t") + [""])[:3]
-            detok[int(sample_id[2:])] = text
-    write_lines(hypotheses, [detok.get(i, "") for i in range(len(detok))])
-    print(f"wrote {len(detok)} detokenized hypotheses to {hypotheses}", flush=True)
-    return hypotheses
-
-
-def score(hypotheses: Path, references: Path, scores: Path) -> Dict[str, float]:
-    output = run([sys.executable, REPO / "scripts" / "score.py", "--hyp", hypotheses,
-                  "--ref", references, "--json"], stdout_file=scores)
-    return json.loads(output.strip().splitlines()[-1])
-
-
-def baseline(train_targets: Path, test_sources: Path, hypotheses: Path) -> str:
-    """The trivial system: the most frequent training answer for every test example."""
-    answers = Counter(read_lines(train_targets))
-    answer = answers.most_common(1)[0][0]
-    write_lines(hypotheses, [answer] * len(read_lines(test_sources)))
-    return answer
-
-
-def read_lines(path: Path) -> List[str]:
-    return path.read_text(encoding="utf-8").splitlines()
-
-
-def done_training_s(text: str) -> Optional[float]:
-    """fairseq-train's own training time ("done training in N seconds") from its output."""
-    match = re.search(r"done training in ([\d.]+) seconds", text)
-    return float(match.group(1)) if match else None
-
-
-# ----------------------------------------------------------------------------- pre-training yardstick
-def unigram_entropy(data: Path, split: str = "valid") -> float:
-    """Cross-entropy in bits of the ``split`` text's tokens (specials excluded: PMLM never masks
-    them) under the unigram distribution of the training counts (``dict.txt``, add-one
-    smoothing): the loss a model reaches that predicts masked tokens without their context."""
-    import numpy as np
-    from fairseq.data import Dictionary, data_utils
-
-    dictionary = Dictionary.load(str(data / "dict.txt"))
-    counts = np.asarray(dictionary.count, dtype=np.float64)[dictionary.nspecial:] + 1.0
-    probs = counts / counts.sum()
-    text = data_utils.load_indexed_dataset(str(data / split), dictionary)
-    tokens = np.concatenate([text[i].numpy() for i in range(len(text))])
-    tokens = tokens[tokens >= dictionary.nspecial] - dictionary.nspecial
-    return float(-np.log2(probs[tokens]).mean())
-
-
 # ----------------------------------------------------------------------------- stage 8: plot
-STATS_LINE = re.compile(r"\| (train_inner|valid) \| (\{.*\})\s*$")
-
-
-def loss_series(log: Path, names: Sequence[str]) -> Dict[str, List[Tuple[int, float]]]:
-    """(update, value) series of train and valid metrics from fairseq's json log lines.
-
-    fairseq prints ``... | train_inner | {"loss": "9.1", "num_updates": "10", ...}`` every
-    ``--log-interval`` updates and ``... | valid | {"valid_loss": ...}`` at each validation.
-    """
-    series: Dict[str, List[Tuple[int, float]]] = {}
-    for line in log.read_text(encoding="utf-8").splitlines():
-        match = STATS_LINE.search(line)
-        if not match:
-            continue
-        tag, stats = match.group(1), json.loads(match.group(2))
-        prefix = "train" if tag == "train_inner" else "valid"
-        key_prefix = "" if tag == "train_inner" else "valid_"
-        updates = stats.get(f"{key_prefix}num_updates")
-        for name in names:
-            value = stats.get(key_prefix + name)
-            if value is not None and updates is not None:
-                series.setdefault(f"{prefix}_{name}", []).append((int(updates), float(value)))
-    return series
-
-
 def plot(logs: Dict[str, Path], entropy: float, png: Path, sidecar: Path) -> Dict:
     """Loss curves of every training run in ``logs`` (pretrain, finetune, maybe scratch), with
     the unigram entropy and the level 1 bit below it drawn on the pre-training panel."""

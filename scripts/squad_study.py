@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Does fine-tuning on SQuAD learn, and does PMLM pre-training help? (issue 22's experiment)
+"""Does fine-tuning on SQuAD learn, and does PMLM pre-training help?
 
 On the shared slice of the SQuAD v2.0 development set (``../shared/data/squad``), split by
 article (train: Normans, Computational_complexity_theory; evaluate: Southern_California):
@@ -17,21 +17,19 @@ the HasAns F1 of the best span (the answer forced, no null: how well the spans a
 with mean, standard deviation and range over seeds. Each stage is skipped when its output
 exists, so a stopped run resumes. Every command is printed before it runs.
 
-    python scripts/squad_study.py --out squad_study          # the defaults of the README
+    python scripts/squad_study.py --out squad_study          # the defaults
     python scripts/squad_study.py --out /tmp/s --quick       # tiny sizes, a few minutes
 """
 import argparse
 import json
 import os
 import re
-import shlex
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quickstart import SPM_ENCODE, SPM_TRAIN, cli, done_training_s  # noqa: E402  (shared with the demo)
+from fairseq_unilmv2.experiments import stages
+from fairseq_unilmv2.experiments.stages import cli, done_training_s
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -84,19 +82,16 @@ def parse_args(argv=None):
     return args
 
 
+def on_cpu(threads: int) -> dict:
+    """How every stage runs: printed, on the CPU with ``threads`` threads, its output to a log."""
+    return dict(show=False, env={
+        "OMP_NUM_THREADS": str(threads), "CUDA_VISIBLE_DEVICES": "",
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")})
+
+
 def run(cmd, env_threads: int, log: Path = None):
     """Run a command (printed first); its output goes to ``log`` as it comes."""
-    cmd = [str(c) for c in cmd]
-    print("$ " + shlex.join(cmd), flush=True)
-    env = dict(os.environ, OMP_NUM_THREADS=str(env_threads), CUDA_VISIBLE_DEVICES="",
-               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    log = log or Path(os.devnull)
-    with open(log, "w") as sink:
-        proc = subprocess.run(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True)
-    if proc.returncode != 0:
-        if log.exists() and log.is_file():
-            sys.stdout.write(log.read_text()[-3000:])
-        raise SystemExit(f"command failed ({proc.returncode}): {shlex.join(cmd)}")
+    stages.run(cmd, log=log, **on_cpu(env_threads))
 
 
 def detokenize(line: str) -> str:
@@ -127,16 +122,13 @@ def pretrain(args):
     (work / "text" / "valid.txt").write_text("\n".join(lines[-held_out:]) + "\n")
     if (work / "data-bin" / "dict.txt").exists():  # a stopped run: the text is binarized
         return train_pmlm(args, work, done)
-    run([sys.executable, "-c", SPM_TRAIN,
-         f"--input={work / 'text' / 'train.txt'}", f"--model_prefix={work / 'spm'}",
-         f"--vocab_size={args.vocab_size}", "--model_type=unigram",
-         "--character_coverage=1.0", "--minloglevel=1"], args.threads)
     text = work / "text"
-    run([sys.executable, "-c", SPM_ENCODE, work / "spm.model", text / "train.txt",
-         text / "train.spm", text / "valid.txt", text / "valid.spm"], args.threads)
-    run([cli("fairseq-preprocess"), "--only-source", "--trainpref", work / "text" / "train.spm",
-         "--validpref", work / "text" / "valid.spm", "--destdir", work / "data-bin",
-         "--workers", "1"], args.threads)
+    spm_model = stages.train_sentencepiece(text / "train.txt", work / "spm", args.vocab_size,
+                                           hard_vocab_limit=True, **on_cpu(args.threads))
+    stages.encode_sentencepiece(spm_model, [(text / "train.txt", text / "train.spm"),
+                                            (text / "valid.txt", text / "valid.spm")],
+                                **on_cpu(args.threads))
+    stages.preprocess(work / "data-bin", text / "{}.spm", workers=1, **on_cpu(args.threads))
     train_pmlm(args, work, done)
 
 
@@ -224,22 +216,12 @@ def finetune_and_predict(args, name: str, data_dir: Path, tokenizer_flags, extra
 
 
 def count_windows(args, data_dir: Path, tokenizer_flags) -> int:
-    """Training windows of the split (what one epoch holds), counted as the task makes them."""
-    from fairseq_unilmv2.convert.vocab import load_task_dictionary
-    from fairseq_unilmv2.data.span_tokenizer import build_span_tokenizer
-    from fairseq_unilmv2.data.squad_examples import read_squad_examples
-    from fairseq_unilmv2.data.squad_features import SquadWindower
-
+    """Training windows of the split (what one epoch holds), as ``--task squad`` makes them."""
     cache = data_dir / "train_windows.txt"
     if cache.exists():
         return int(cache.read_text())
-    flag, path = tokenizer_flags
-    keyword = {"--spm-model": "spm_model", "--wordpiece-vocab": "wordpiece_vocab"}[flag]
-    tokenizer = build_span_tokenizer(**{keyword: str(path)})
-    windower = SquadWindower(tokenizer, load_task_dictionary(data_dir / "dict.txt"),
-                             args.max_seq_length, args.doc_stride, args.max_query_length)
-    examples, _, _ = read_squad_examples(str(data_dir / "train.json"))
-    n = sum(1 for i, e in enumerate(examples) for w in windower.windows(e, i) if w.start >= 0)
+    n = stages.squad_training_windows(data_dir, tokenizer_flags, args.max_seq_length,
+                                      args.doc_stride, args.max_query_length)
     cache.write_text(str(n))
     return n
 

@@ -6,7 +6,9 @@
 #
 # Everything after `--` goes to fairseq-train unchanged; the script adds what CPU training needs:
 # one process per rank with an explicit --distributed-rank, a loopback tcp:// rendezvous,
-# --distributed-backend gloo, --ddp-backend legacy_ddp, --distributed-no-spawn and --cpu.
+# --distributed-backend gloo, --distributed-no-spawn and --cpu, and --ddp-backend pytorch_ddp
+# (torch's DistributedDataParallel, what fairseq uses on GPUs) unless the arguments name a
+# --ddp-backend of their own (e.g. legacy_ddp).
 # (Plain --distributed-world-size on a CPU-only machine makes fairseq spawn
 # torch.cuda.device_count() == 0 processes, and torchrun's env:// path divides by it.)
 #
@@ -65,11 +67,17 @@ stop_all() {
 }
 trap 'stop_all; exit 130' INT TERM
 
+# fairseq's default DDP backend, as on GPUs, unless the user's arguments name one.
+DDP_BACKEND=(--ddp-backend pytorch_ddp)
+for arg in "$@"; do
+    case "$arg" in --ddp-backend|--ddp-backend=*) DDP_BACKEND=() ;; esac
+done
+
 for ((rank = 0; rank < NPROC; rank++)); do
     "$FAIRSEQ_TRAIN" "$@" --cpu \
         --distributed-world-size "$NPROC" --distributed-rank "$rank" \
         --distributed-init-method "tcp://127.0.0.1:$PORT" --distributed-backend gloo \
-        --ddp-backend legacy_ddp --distributed-no-spawn &
+        ${DDP_BACKEND[@]+"${DDP_BACKEND[@]}"} --distributed-no-spawn &
     PIDS+=("$!")
 done
 

@@ -9,8 +9,10 @@ Each recorded command is then parsed by the real parser: fairseq's (``--user-dir
 plugin, so every flag it registers is known, and the configuration is composed as fairseq-train
 composes it) or the script's own ``parse_args``. A documented command line that never reached a
 stand-in (a placeholder such as ``<flags>`` read as a redirection, a loop over nothing) fails
-too. The README's table of entry points also runs end to end at tiny sizes
-(``test_readme_entry_points_run``).
+too. The table of entry points (docs/commands.md) also runs end to end at tiny sizes
+(``test_entry_points_run``), and every command of the README is one of its rows, so the
+README's commands run too. No user document speaks of the project's own process
+(``test_no_process_words``).
 """
 import contextlib
 import importlib.util
@@ -28,7 +30,9 @@ from typing import Dict, List, Tuple
 import pytest
 from helpers import REPO
 
-DOCS = [REPO / "README.md", *sorted((REPO / "examples").glob("*/README.md"))]
+DOCS = [REPO / "README.md", REPO / "docs" / "commands.md",
+        *sorted((REPO / "examples").glob("*/README.md"))]
+COMMANDS = REPO / "docs" / "commands.md"
 FAIRSEQ_CLIS = ("fairseq-train", "fairseq-preprocess", "fairseq-generate",
                 "fairseq-interactive", "fairseq-validate", "fairseq-hydra-train")
 STAND_INS = (*FAIRSEQ_CLIS, "python", "torchrun", "srun", "make")
@@ -37,9 +41,9 @@ ENTRY = re.compile(r"^(?:\w+=\S*\s+)*(fairseq-\w+|python scripts/|scripts/|torch
 # Files the documents tell the reader to have before their commands (data, downloads, what
 # scripts/convert_checkpoint.py writes), written with one line each.
 DOC_INPUTS = {
-    "README.md": ["my_corpus.txt", "more.txt", "checkpoints/unilm2-base-uncased/model_flags.txt",
-                  *[f"raw/{split}.{side}" for split in ("train", "valid", "test")
-                    for side in ("src", "tgt")]],
+    "examples/convert/README.md": ["checkpoints/unilm2-base-uncased/model_flags.txt",
+                                   *[f"raw/{split}.{side}" for split in ("train", "valid", "test")
+                                     for side in ("src", "tgt")]],
     "examples/glue/README.md": [f"glue/RTE/{split}.{part}" for split in ("train", "dev")
                                 for part in ("input0", "input1", "label")],
     "examples/squad/README.md": ["squad/train-v2.0.json", "squad/dev-v2.0.json",
@@ -298,8 +302,64 @@ def test_train_distributed_cpu_help_prints_the_whole_usage():
     assert wrong.returncode == 2 and "unknown option '-x'" in wrong.stderr
 
 
-# ----------------------------------------------------------------------------- README table, run
-# What the README's entry-point rows need besides each other's outputs, and what runs elsewhere.
+# ----------------------------------------------------------------------------- process words
+# Words of the project's own process, which a user's document has no use for: this project's
+# issue numbers (an upstream one, "fairseq issue 4696", names its project), its sessions and
+# engineers, and "this machine" (the hardware is named instead).
+PROCESS_WORDS = [
+    ("an issue number of this project",
+     re.compile(r"(?<![\w/#-])(?:(\S+)\s+)?issues?\s*#?\d+", re.I)),
+    ("a session", re.compile(r"\bsessions?\b", re.I)),
+    ("an engineer", re.compile(r"\bengineers?\b", re.I)),
+    ("'this machine' (name the hardware)",
+     re.compile(r"\bthis\s+(?:project's\s+)?(?:[\w-]+\s+){0,3}?machine\b", re.I)),
+]
+# The word before "issue N" that makes it an upstream citation.
+UPSTREAM = {"fairseq", "fairseq's", "pytorch", "pytorch's", "torch", "torch's", "github",
+            "github's", "upstream", "transformers", "hugging", "face", "huggingface", "apex",
+            "sentencepiece", "s2s-ft", "s2s-ft's", "unilm", "unilm's", "numpy", "hydra",
+            "omegaconf", "microsoft/unilm", "facebookresearch/fairseq"}
+
+
+def process_words(text: str) -> List[str]:
+    """'line N: <what> ("<words>")' for each mention of the project's own process in ``text``."""
+    found = []
+    for what, pattern in PROCESS_WORDS:
+        for match in pattern.finditer(text):  # across line breaks: a phrase may wrap
+            before = match.group(1) if pattern.groups else None
+            if before is not None and before.strip("(`*\"',;:").lower() in UPSTREAM:
+                continue
+            number = text.count("\n", 0, match.start(0 if before is None else 1)) + 1
+            found.append((number, f"line {number}: {what} ({' '.join(match.group(0).split())!r})"))
+    return [message for _, message in sorted(found)]
+
+
+USER_DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")),
+             *sorted((REPO / "examples").glob("*/README.md"))]
+
+
+@pytest.mark.parametrize("doc", USER_DOCS, ids=[str(d.relative_to(REPO)) for d in USER_DOCS])
+def test_no_process_words(doc):
+    found = process_words(doc.read_text(encoding="utf-8"))
+    assert not found, f"{doc.relative_to(REPO)}:\n" + "\n".join(found)
+
+
+def test_process_words_are_found_and_upstream_citations_are_not():
+    planted = ("Measured after issue 21 landed.\nSee fairseq issue 4696 and PyTorch issue #1234.\n"
+               "Another session ran beside it, by other engineers, on this 2-core machine.\n"
+               "On this machine too (issues 21 and 22). https://github.com/x/y/issues/5\n")
+    found = process_words(planted)
+    assert [f.split(":")[0] for f in found] == ["line 1", "line 3", "line 3", "line 3",
+                                                "line 4", "line 4"], found
+    assert "'after issue 21'" in found[0]
+    assert any("'issues 21'" in f for f in found[-2:]), found
+    assert len(process_words("a table measured on this shared\n2-core machine")) == 1
+    assert process_words("fairseq issue 4696, the GitHub issue 12, torch issue #99") == []
+    assert process_words("an A100 machine with 8 GPUs; issued 3 times") == []
+
+
+# ----------------------------------------------------------------------------- entry points, run
+# What the entry-point rows need besides each other's outputs, and what runs elsewhere.
 WORDS = "the cat dog sat ran on in mat park and was is a".split()
 COVERED_ELSEWHERE = {"demo": "tests/test_quickstart.py runs the same command"}
 # The rows' own sizes are tiny already; only the number of updates and epochs is cut further.
@@ -307,11 +367,23 @@ FEWER_UPDATES = [("--max-update 100", "--max-update 3"), ("--max-epoch 10", "--m
                  ("optimization.max_update=100", "optimization.max_update=3")]
 
 
-def readme_entry_points() -> List[Tuple[str, str]]:
-    """(row name, command) of the README's table of command-line entry points, in order."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    table = text[text.index("## Command-line entry points"):text.index("Full-size recipes")]
-    return re.findall(r"^\| ([^|`]+?) \| `([^`]+)` \|$", table, flags=re.M)
+def entry_points() -> List[Tuple[str, str]]:
+    """(row name, command) of the table of command-line entry points (docs/commands.md)."""
+    return re.findall(r"^\| ([^|`]+?) \| `([^`]+)` \|$", COMMANDS.read_text(encoding="utf-8"),
+                      flags=re.M)
+
+
+def test_every_readme_command_is_an_entry_point_that_runs():
+    """The README's commands, as a reader copies them, are rows of docs/commands.md, which
+    ``test_entry_points_run`` runs end to end. (The headline results table, made by ``make
+    results``, names the commands that measured its figures: tests/test_results_page.py.)"""
+    rows = {" ".join(command.split()) for _, command in entry_points()}
+    readme = re.sub(r"<!-- headline results.*?<!-- end of headline results -->", "",
+                    (REPO / "README.md").read_text(encoding="utf-8"), flags=re.S)
+    _, commands = instrumented_script(readme)
+    assert len(commands) >= 10, commands
+    missing = [c for c in commands.values() if " ".join(c.split()) not in rows]
+    assert not missing, "README commands that docs/commands.md does not run:\n" + "\n".join(missing)
 
 
 def write_readme_inputs(work: Path) -> None:
@@ -415,11 +487,11 @@ def write_squad_splits(folder: Path) -> None:
             {"version": "v2.0", "data": [{"title": "words", "paragraphs": paragraphs}]}))
 
 
-def test_readme_entry_points_run(tmp_path):
-    """Every row of the README's entry-point table runs as written, in the table's order (each
-    row uses what the rows above it wrote), with fewer updates."""
+def test_entry_points_run(tmp_path):
+    """Every row of the entry-point table runs as written, in the table's order (each row uses
+    what the rows above it wrote), with fewer updates."""
     pytest.importorskip("transformers")
-    rows = readme_entry_points()
+    rows = entry_points()
     assert [name for name, _ in rows][:3] == ["demo", "binarize text", "binarize pairs"]
     for name in ("scripts", "fairseq_unilmv2", "examples"):
         (tmp_path / name).symlink_to(REPO / name)

@@ -341,11 +341,8 @@ def data_runs(work: Path) -> List[Tuple[str, List[str]]]:
     return runs
 
 
-def tiny_runs(case: Case, readme_args: Sequence[str], work: Path,
-              restore: str) -> List[Tuple[str, List[str]]]:
-    """fairseq-hydra-train on the config and fairseq-train on the README command, with the same
-    tiny sizes and user values."""
-    name = case.name.replace("/", "-")
+def tiny_user_values(case: Case, restore: str) -> Dict[str, str]:
+    """The user's overrides for a tiny run (hydra key -> value)."""
     user = {"task.data": f"data/{case.data}"}
     if "checkpoint.restore_file" in case.user:
         user["checkpoint.restore_file"] = restore
@@ -354,14 +351,31 @@ def tiny_runs(case: Case, readme_args: Sequence[str], work: Path,
             user[key] = "1"
     if "task.wordpiece_vocab" in case.user:
         user["task.wordpiece_vocab"] = "data/squad/vocab.txt"
+    return user
+
+
+def hydra_command(case: Case, user: Dict[str, str], flags: Flags) -> List[str]:
+    """fairseq-hydra-train's arguments: the config, the user's values, then ``flags``."""
+    return ["--config-dir", str((REPO / case.config).parent), "--config-name",
+            Path(case.config).stem, *[f"{k}={v}" for k, v in user.items()],
+            *hydra_overrides(flags)]
+
+
+def tiny_runs(case: Case, readme_args: Sequence[str], work: Path,
+              restore: str) -> List[Tuple[str, List[str]]]:
+    """fairseq-hydra-train on the config and fairseq-train on the README command, with the same
+    tiny sizes and user values."""
+    name = case.name.replace("/", "-")
+    user = tiny_user_values(case, restore)
     tiny = {**TINY, **case.tiny}
-    hydra_args = ["--config-dir", str((REPO / case.config).parent), "--config-name",
-                  Path(case.config).stem, *[f"{k}={v}" for k, v in user.items()],
-                  *hydra_overrides({**tiny, "--save-dir": f"runs/{name}-hydra"})]
+    hydra_args = hydra_command(case, user, {**tiny, "--save-dir": f"runs/{name}-hydra"})
     cli_flags = {flag: user[key] for key, flags in case.user.items() for flag in flags}
     cli_args = with_flags([user["task.data"], *readme_args[1:]],
                           {**cli_flags, **tiny, "--save-dir": f"runs/{name}-cli"})
     return [("fairseq-hydra-train", hydra_args), ("fairseq-train", cli_args)]
+
+
+TINY_PRETRAINED = "runs/pretraining-base-hydra/checkpoint_last.pt"
 
 
 @pytest.fixture(scope="module")
@@ -370,7 +384,7 @@ def tiny_checkpoints(tmp_path_factory, readme_commands) -> Path:
     fine-tuning runs start from the tiny pre-trained model of the first run."""
     work = tmp_path_factory.mktemp("hydra_runs")
     (work / "fairseq_unilmv2").symlink_to(REPO / "fairseq_unilmv2")  # the configs' user_dir
-    restore = "runs/pretraining-base-hydra/checkpoint_last.pt"
+    restore = TINY_PRETRAINED
     runs = data_runs(work)
     for case in CASES:
         runs += tiny_runs(case, readme_commands[case.name], work, restore)
@@ -400,3 +414,50 @@ def test_config_trains_like_the_readme_command(case, tiny_checkpoints):
     problems = differences(*configs)
     assert not problems, f"{case.config} against {case.readme}, tiny runs:\n" + \
         "\n".join(problems)
+
+
+# ----------------------------------------------------------------------------- two processes
+FINE_TUNING_CASES = [c for c in CASES if c.config.startswith(("examples/glue/",
+                                                              "examples/squad/"))]
+
+
+@pytest.mark.parametrize("case", FINE_TUNING_CASES, ids=[c.name for c in FINE_TUNING_CASES])
+def test_fine_tuning_config_trains_on_two_cpu_processes(case, tiny_checkpoints):
+    """The GLUE and SQuAD configs leave fairseq's default DDP backend (pytorch_ddp) and set no
+    find_unused_parameters: two gloo ranks train two updates from the tiny pre-trained model
+    (DDP would stop at the second on a parameter without a gradient)."""
+    import socket
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    name = case.name.replace("/", "-")
+    user = {**tiny_user_values(case, TINY_PRETRAINED), "optimization.max_update": "2"}
+    args = hydra_command(case, user, {**TINY, **case.tiny, "--max-update": 2,
+                                      "--save-dir": f"runs/{name}-ddp"})
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    script = str(Path(sys.executable).parent / "fairseq-hydra-train")
+    ranks = []
+    for rank in range(2):
+        log = open(tiny_checkpoints / f"{name}-ddp{rank}.log", "w")
+        ranks.append(subprocess.Popen(
+            [script, *args, "distributed_training.distributed_world_size=2",
+             f"distributed_training.distributed_rank={rank}",
+             f"distributed_training.distributed_init_method=tcp://127.0.0.1:{port}",
+             "distributed_training.distributed_backend=gloo",
+             "distributed_training.distributed_no_spawn=true"],
+            cwd=tiny_checkpoints, env=env, stdout=log, stderr=subprocess.STDOUT))
+    for rank, proc in enumerate(ranks):
+        try:
+            proc.wait(timeout=600)
+        finally:
+            for other in ranks:  # a lone rank would wait for the other forever
+                if other.returncode is None and proc.returncode:
+                    other.kill()
+    logs = [(tiny_checkpoints / f"{name}-ddp{r}.log").read_text() for r in range(2)]
+    assert [p.returncode for p in ranks] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    assert "'ddp_backend': 'pytorch_ddp'" in logs[0] and "training on 2 devices" in logs[0]
+    state = torch.load(tiny_checkpoints / "runs" / f"{name}-ddp" / "checkpoint_last.pt",
+                       map_location="cpu", weights_only=False)
+    assert state["optimizer_history"][-1]["num_updates"] == 2

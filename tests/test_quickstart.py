@@ -3,7 +3,8 @@
 One run of ``scripts/quickstart.py --quick --compare-scratch`` (a minute or two on 2 CPUs) is
 shared by the checks below; each checks that one artefact exists and is well formed. Whether
 the full-size demo learns is measured by ``make demo`` itself (it prints the criteria) and
-reported in the README, not asserted here: tiny sizes learn nothing in 30 updates.
+recorded on the results page (docs/results.md, ``make studies``), not asserted here: tiny sizes
+learn nothing in 30 updates.
 """
 import json
 import math

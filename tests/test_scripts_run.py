@@ -42,18 +42,19 @@ REDUCED: Dict[str, Union[List[str], str]] = {
     "scripts/quickstart.py": "tests/test_quickstart.py runs it (--quick --compare-scratch)",
     "scripts/train_full_precision.py": "runs in benchmarks/epoch_stall.py's reduced run, above, "
                                        "and in tests/test_crash_resume.py",
-    "scripts/train_distributed_cpu.sh": "tests/test_docs.py runs it (README's '2 CPU processes')",
-    "scripts/convert_checkpoint.py": "tests/test_docs.py runs it (README's 'import weights')",
-    "scripts/export_checkpoint.py": "tests/test_docs.py runs it (README's 'export to HF BERT')",
-    "scripts/wordpiece.py": "tests/test_docs.py runs it (README's 'WordPiece text')",
-    "scripts/s2s_ft_data.py": "tests/test_docs.py runs it (README's 's2s-ft's JSON data')",
-    "scripts/score.py": "tests/test_docs.py runs it (README's 'score files'; --qg in "
+    "scripts/train_distributed_cpu.sh": "tests/test_docs.py runs it (docs/commands.md's '2 CPU processes')",
+    "scripts/convert_checkpoint.py": "tests/test_docs.py runs it (docs/commands.md's 'import weights')",
+    "scripts/export_checkpoint.py": "tests/test_docs.py runs it (docs/commands.md's 'export to HF BERT')",
+    "scripts/wordpiece.py": "tests/test_docs.py runs it (docs/commands.md's 'WordPiece text')",
+    "scripts/s2s_ft_data.py": "tests/test_docs.py runs it (docs/commands.md's 's2s-ft's JSON data')",
+    "scripts/score.py": "tests/test_docs.py runs it (docs/commands.md's 'score files'; --qg in "
                         "tests/test_qg_scoring.py)",
     "benchmarks/squad_step.py": ["--layers", "1", "--dim", "32", "--heads", "2", "--vocab", "60",
                                  "--batch-size", "2", "--seq-len", "32", "--question-len", "8",
                                  "--warmup", "0", "--steps", "1", "--runs", "1",
                                  "--threads", "1"],
     "scripts/ablation.py": "tests/test_ablation.py runs it (--quick)",
+    "benchmarks/make_results.py": "tests/test_results_page.py runs it (a page, not one JSON line)",
     "scripts/squad.py": "tests/test_squad.py and tests/test_docs.py run it (predict)",
     "scripts/prepare_data.py": "tests/test_prepare_data.py and tests/test_docs.py run its four "
                                "commands",

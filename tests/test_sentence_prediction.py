@@ -13,6 +13,8 @@ Sentences of wikitext2's test split train, those of its valid split validate (ot
 import math
 import random
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import List, Sequence
@@ -20,7 +22,7 @@ from typing import List, Sequence
 import pytest
 import torch
 
-from helpers import TINY_MODEL_ARGS, USER_DIR, run_fairseq, shared_file, tiny_unilm_model, write_lines
+from helpers import REPO, TINY_MODEL_ARGS, USER_DIR, run_fairseq, shared_file, tiny_unilm_model, write_lines
 from fairseq_unilmv2.models.unilm_v2 import pair_token_types
 
 # One small model for both tasks; dropout kept at its default (0.1).
@@ -290,3 +292,59 @@ def test_regression_beats_the_constant_prediction(pair_length):
 def collate(tokens: List[torch.Tensor], pad: int) -> torch.Tensor:
     from fairseq.data import data_utils
     return data_utils.collate_tokens(tokens, pad)
+
+
+# --------------------------------------------------------------------------------------------
+# The LM head under a task head
+# --------------------------------------------------------------------------------------------
+
+def lm_head_own_parameters(model) -> dict:
+    tied = model.transformer.embed_tokens.weight
+    return {name: p for name, p in model.transformer.lm_head.named_parameters()
+            if p is not tied}
+
+
+@pytest.mark.parametrize("register", ["classification", "span"])
+def test_task_head_freezes_the_lm_head_but_not_the_tied_embedding(register):
+    """sentence_prediction and squad never run the LM head: its own parameters (dense,
+    LayerNorm, bias) are frozen, so fairseq's optimizer and DDP skip them; the token embedding
+    it shares with the input keeps training; the state dict keeps them all."""
+    model, _ = tiny_unilm_model(seed=2)
+    assert all(p.requires_grad for p in lm_head_own_parameters(model).values())
+    if register == "classification":
+        model.register_classification_head("head", num_classes=2)
+    else:
+        model.register_span_head()
+    frozen = lm_head_own_parameters(model)
+    assert sorted(frozen) == ["bias", "dense.bias", "dense.weight", "layer_norm.bias",
+                              "layer_norm.weight"]
+    assert not any(p.requires_grad for p in frozen.values())
+    assert model.transformer.embed_tokens.weight.requires_grad
+    assert {f"transformer.lm_head.{name}" for name in frozen} <= set(model.state_dict())
+    trained = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trained and not any(n.startswith("transformer.lm_head.") and
+                               n != "transformer.lm_head.weight" for n in trained)
+
+
+def test_keep_lm_head_trainable_keeps_it():
+    model, _ = tiny_unilm_model(seed=2)
+    model.cfg.keep_lm_head_trainable = True
+    model.register_classification_head("head", num_classes=2)
+    assert all(p.requires_grad for p in lm_head_own_parameters(model).values())
+
+
+def test_fine_tuned_classifier_exports_with_its_lm_head(word_order, tmp_path):
+    """A checkpoint fine-tuned with the LM head frozen still exports: the BERT directory's LM
+    head is the checkpoint's."""
+    from safetensors.torch import load_file
+
+    checkpoint = word_order.save_dir / "checkpoint_best.pt"
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "export_checkpoint.py"),
+                           "--checkpoint", str(checkpoint), "--dict",
+                           str(word_order.data / "input0" / "dict.txt"), "--out",
+                           str(tmp_path / "hf")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exported = load_file(str(tmp_path / "hf" / "model.safetensors"))
+    state = torch.load(checkpoint, weights_only=False)["model"]
+    torch.testing.assert_close(exported["cls.predictions.transform.dense.weight"],
+                               state["transformer.lm_head.dense.weight"], rtol=0, atol=0)

@@ -66,6 +66,14 @@ class UniLMv2Config(FairseqDataclass):
     pooler_activation_fn: ChoiceEnum(utils.get_available_activation_fns()) = field(
         default="tanh", metadata={"help": "activation of classification heads"})
     pooler_dropout: float = field(default=0.0, metadata={"help": "dropout in classification heads"})
+    keep_lm_head_trainable: bool = field(default=False, metadata={"help": "with a "
+                                         "classification or span head registered "
+                                         "(sentence_prediction, squad), keep the LM head's own "
+                                         "parameters (dense, LayerNorm, bias) trainable. By "
+                                         "default they are frozen there: those tasks never run "
+                                         "the LM head, and fairseq's default --ddp-backend "
+                                         "pytorch_ddp stops on a trained parameter without a "
+                                         "gradient (unless --find-unused-parameters)"})
     load_checkpoint_heads: bool = field(default=False, metadata={"help": "when loading a "
                                         "checkpoint, register the classification heads it holds "
                                         "(from_pretrained sets it); otherwise heads the model does "
@@ -236,11 +244,24 @@ class UniLMv2Model(FairseqEncoderDecoderModel):
             activation_fn=self.cfg.pooler_activation_fn,
             pooler_dropout=self.cfg.pooler_dropout,
         )
+        self._freeze_lm_head_under_task_heads()
 
     def register_span_head(self):
         """Add the extractive QA head (fresh weights) unless the model has one."""
         if self.span_head is None:
             self.span_head = SpanHead(self.cfg.encoder_embed_dim)
+        self._freeze_lm_head_under_task_heads()
+
+    def _freeze_lm_head_under_task_heads(self) -> None:
+        """A model with a task head is fine-tuned through that head, so the LM head's own
+        parameters would get no gradient: fairseq's optimizer and DDP skip them once frozen,
+        and the state dict keeps them (the tied token embedding stays trainable)."""
+        if safe_getattr(self.cfg, "keep_lm_head_trainable", False):
+            return
+        tied = self.transformer.embed_tokens.weight
+        for parameter in self.transformer.lm_head.parameters():
+            if parameter is not tied:
+                parameter.requires_grad_(False)
 
     def upgrade_state_dict_named(self, state_dict, name):
         """Reconcile the checkpoint's classification heads with the model's, as RoBERTa does.
