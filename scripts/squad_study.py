@@ -189,7 +189,8 @@ def finetune_and_predict(args, name: str, data_dir: Path, tokenizer_flags, extra
          *extra_model_flags, *restore_flags, "--batch-size", args.batch_size,
          # The recipe's optimizer: BERT's decay groups (none on biases and LayerNorm).
          "--optimizer", "adam_no_decay_bias_ln", "--adam-betas", "(0.9,0.999)",
-         "--adam-eps", "1e-6", "--weight-decay", "0.01", "--clip-norm", args.clip_norm, "--lr", lr, "--lr-scheduler", "polynomial_decay",
+         "--adam-eps", "1e-6", "--weight-decay", "0.01", "--clip-norm", args.clip_norm,
+         "--lr", lr, "--lr-scheduler", "polynomial_decay",
          "--warmup-updates", max(1, updates // 10), "--total-num-update", updates,
          "--max-update", updates, "--save-dir", work / "ckpt", "--no-epoch-checkpoints",
          "--no-save-optimizer-state", "--save-interval", "1000", "--validate-interval", "1000",

@@ -40,6 +40,10 @@ def test_every_stage_prints_its_command(study):
     for stage in ("sentencepiece", "fairseq-preprocess", "--task pmlm --criterion pmlm",
                   "--task squad --criterion squad_span", "scripts/squad.py predict"):
         assert stage in printed, stage
+    # Fine-tuning with the recipe's optimizer (no decay on biases and LayerNorm).
+    finetuning = [c for c in commands(first) if "--task squad --criterion squad_span" in c]
+    assert finetuning and all("--optimizer adam_no_decay_bias_ln" in c and "--adam-eps 1e-6" in c
+                              for c in finetuning)
 
 
 def test_report_has_both_models_and_the_baselines(study):
