@@ -153,7 +153,7 @@ def test_round_trip_fairseq_hf_fairseq_is_exact(released, converted, tmp_path):
         assert torch.equal(exported[name], original[name]), name
     reloaded = transformers.BertForMaskedLM.from_pretrained(export).eval()
     wordpiece = padded_batch(SENTENCES)
-    with torch.no_grad():
+    with torch.no_grad():  # exact: the same tensors through the same kernels, in this process
         torch.testing.assert_close(reloaded(input_ids=wordpiece).logits,
                                    hf(input_ids=wordpiece).logits, atol=0, rtol=0)
 
