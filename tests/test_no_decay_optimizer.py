@@ -17,9 +17,15 @@ LR, DECAY = 0.1, 0.01
 
 
 def model_with_head():
+    """A model fine-tuned through a classification head: its LM head's own parameters are
+    frozen, and fairseq's build_optimizer gives the optimizer the trainable ones only."""
     model, _ = tiny_unilm_model()
     model.register_classification_head("cls", num_classes=3)
     return model
+
+
+def trainable_names(model):
+    return {name for name, p in model.named_parameters() if p.requires_grad}
 
 
 def build(model):
@@ -37,7 +43,7 @@ def exempt_names(model):
     for module_name, module in model.named_modules():
         if isinstance(module, nn.LayerNorm):
             names.add(f"{module_name}.weight")
-    return names
+    return names & trainable_names(model)
 
 
 def test_groups_hold_exactly_the_biases_layer_norm_weights_and_relative_position_table():
@@ -49,8 +55,9 @@ def test_groups_hold_exactly_the_biases_layer_norm_weights_and_relative_position
     assert set(groups) == {DECAY, 0.0}
     assert groups[0.0] == exempt_names(model)
     assert "transformer.embed_layer_norm.weight" in groups[0.0]
-    assert "transformer.lm_head.bias" in groups[0.0]
-    assert groups[DECAY] == set(name_of.values()) - groups[0.0]
+    assert "classification_heads.cls.dense.bias" in groups[0.0]
+    assert groups[DECAY] == trainable_names(model) - groups[0.0]
+    assert "transformer.lm_head.bias" not in groups[0.0] | groups[DECAY]  # frozen
     assert {"transformer.embed_tokens.weight", "transformer.layers.0.fc1.weight",
             "classification_heads.cls.dense.weight"} <= groups[DECAY]
 
@@ -64,7 +71,8 @@ def test_a_step_with_zero_gradients_decays_only_the_matrices():
     optimizer.step()
     exempt = exempt_names(model)
     for name, p in model.named_parameters():
-        expected = before[name] if name in exempt else before[name] * (1 - LR * DECAY)
+        frozen = not p.requires_grad
+        expected = before[name] if name in exempt or frozen else before[name] * (1 - LR * DECAY)
         torch.testing.assert_close(p.detach(), expected, rtol=0, atol=1e-7, msg=name)
 
 
