@@ -24,6 +24,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
@@ -438,23 +439,26 @@ def test_fine_tuning_config_trains_on_two_cpu_processes(case, tiny_checkpoints):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     script = str(Path(sys.executable).parent / "fairseq-hydra-train")
-    ranks = []
-    for rank in range(2):
-        log = open(tiny_checkpoints / f"{name}-ddp{rank}.log", "w")
-        ranks.append(subprocess.Popen(
-            [script, *args, "distributed_training.distributed_world_size=2",
-             f"distributed_training.distributed_rank={rank}",
-             f"distributed_training.distributed_init_method=tcp://127.0.0.1:{port}",
-             "distributed_training.distributed_backend=gloo",
-             "distributed_training.distributed_no_spawn=true"],
-            cwd=tiny_checkpoints, env=env, stdout=log, stderr=subprocess.STDOUT))
-    for rank, proc in enumerate(ranks):
-        try:
-            proc.wait(timeout=600)
-        finally:
-            for other in ranks:  # a lone rank would wait for the other forever
-                if other.returncode is None and proc.returncode:
-                    other.kill()
+    logs_out = [open(tiny_checkpoints / f"{name}-ddp{rank}.log", "w") for rank in range(2)]
+    ranks = [subprocess.Popen(
+        [script, *args, "distributed_training.distributed_world_size=2",
+         f"distributed_training.distributed_rank={rank}",
+         f"distributed_training.distributed_init_method=tcp://127.0.0.1:{port}",
+         "distributed_training.distributed_backend=gloo",
+         "distributed_training.distributed_no_spawn=true"],
+        cwd=tiny_checkpoints, env=env, stdout=log, stderr=subprocess.STDOUT)
+        for rank, log in enumerate(logs_out)]
+    # Wait for both; a failed rank (or the time limit) stops the other, which would wait for
+    # it in gloo forever.
+    deadline = time.monotonic() + 600
+    while any(p.poll() is None for p in ranks):
+        if time.monotonic() > deadline or any(p.returncode for p in ranks):
+            for p in ranks:
+                if p.poll() is None:
+                    p.kill()
+        time.sleep(0.2)
+    for log in logs_out:
+        log.close()
     logs = [(tiny_checkpoints / f"{name}-ddp{r}.log").read_text() for r in range(2)]
     assert [p.returncode for p in ranks] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
     assert "'ddp_backend': 'pytorch_ddp'" in logs[0] and "training on 2 devices" in logs[0]
