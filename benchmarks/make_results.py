@@ -15,7 +15,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 NOT_MEASURED = "not measured"
@@ -89,11 +89,16 @@ def ablation_row(row: str) -> Callable[[Dict], str]:
         losses = ", ".join(f"{name.replace('_loss', '')} {mean_sd(s)}"
                            for name, s in stats.get("valid_loss", {}).items())
         parts = ([f"valid loss {losses} bits"] if losses else []) + [
-            f"QG BLEU-4 {mean_sd(stats['bleu4'])}", f"QG ROUGE-L {mean_sd(stats['rougeL'])}",
-            f"question/sentence accuracy {mean_sd(stats['accuracy'])}%"]
+            f"{task} {metric} {mean_sd(stats[task][metric])}"
+            for task, metric in ablation_metrics(r)]
         seeds = r["config"]["seeds"]
         return "; ".join(parts) + f" (seeds {', '.join(map(str, seeds))})"
     return value
+
+
+def ablation_metrics(r: Dict) -> List[Tuple[str, str]]:
+    """(task, deciding column) of each downstream task of an ablation record."""
+    return [(task, r["comparisons"][task]["metric"]) for task in r["config"]["tasks"]]
 
 
 def squad_model(name: str) -> Callable[[Dict], str]:
@@ -210,8 +215,8 @@ GROUPS: List[tuple] = [
                headline=row == "ae+par")
         for row in ("ae", "ar", "par", "ae+ar", "ae+par", "scratch")],
       Figure("objective ablation: trivial baseline", "ablation.json",
-             lambda r: (f"QG BLEU-4 {r['baseline']['bleu4']:.2f}, ROUGE-L "
-                        f"{r['baseline']['rougeL']:.2f}, accuracy {r['baseline']['accuracy']:.2f}%")),
+             lambda r: "; ".join(f"{task} {metric} {r['baseline'][task][metric]:.2f}"
+                                 for task, metric in ablation_metrics(r))),
       *[Figure(f"SQuAD study: {label}", "squad_study.json", squad_model(name),
                headline=name == "pretrained")
         for name, label in (("pretrained", "small model pre-trained with PMLM"),

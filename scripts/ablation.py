@@ -1,35 +1,50 @@
 #!/usr/bin/env python
 """The paper's objective ablation (its Table 6) on a budget: AE, AR, PAR, AE+AR, AE+PAR side by side.
 
-    python scripts/ablation.py                    # defaults: 77 min measured, 2 busy cores
+    python scripts/ablation.py                    # the defaults (minutes per cell: the recipe)
     python scripts/ablation.py --quick            # tiny sizes, the same stages (a test runs it)
-    python scripts/ablation.py --objectives ae ae+par --seeds 1 2 --pretrain-updates 3000
-    python scripts/ablation.py --text a.txt b.txt --encoder-layers 12 ... --threads 8   # bigger
-    python scripts/ablation.py --jobs 1          # every cell in this process, one at a time
+    python scripts/ablation.py --text botchan.txt --out ablation_botchan   # another corpus
+    python scripts/ablation.py --mask-only        # every row without BERT's 80/10/10 rule
+    python scripts/ablation.py --tasks qg question-match squad ...   # the GPU-scale tasks
+    python scripts/ablation.py --jobs 1           # every cell in this process, one at a time
 
 For every objective and seed: pre-train the same model (``fairseq-train --task pmlm
 --objective O --seed S``) on the same text with the same updates and batch of texts (so the
 objectives with a pseudo part read ~1.3x the tokens: each row reports its tokens read and wall
-time). Then fine-tune every checkpoint, and the same model from random weights, on
+time). Then fine-tune every checkpoint, and the same model from random weights, on each task of
+``--tasks``. The default tasks are made from paragraphs of ``--text`` held out of pre-training
+(``fairseq_unilmv2/experiments/downstream.py``), one a fine-tuning family of the paper:
 
-- generation: question generation on ../shared/data/nqg (the SQuAD sentence -> question pairs
-  of Du & Cardie's dev set, split here by source sentence into train / valid / test),
-  ``--task unilm_seq2seq``, decoded with beam search, BLEU-4 and ROUGE-L from scripts/score.py;
-- understanding: "was this question asked about this sentence?" against the nearest other
-  sentence of the same article (balanced classes; the trivial baseline is 50%), with fairseq's
-  own ``--task sentence_prediction``, accuracy on a held-out test split (fairseq-validate).
+- ``backwards-word`` (generation, ``--task unilm_seq2seq``, beam search): a word written
+  backwards in its context, to be written forwards; exact match;
+- ``spelling`` (classification, fairseq's ``--task sentence_prediction``): a word as written,
+  or with two neighbouring letters swapped; accuracy (``fairseq-validate`` on test);
+- ``misspelled-word`` (span extraction, ``--task squad``): a run of words in which one word has
+  two neighbouring letters swapped; the answer is that word, exact match by the SQuAD v1.1
+  script's rules (``scripts/squad.py predict``).
+
+Also made from --text, measured not to learn at the default sizes: ``word-order`` (a run of
+words as written or with two neighbouring words swapped) and ``fill-blank`` (which of a few
+words of the paragraph fills a blank).
+
+For GPU-scale runs, ``qg`` (question generation on ../shared/data/nqg: Du & Cardie's SQuAD
+sentence -> question pairs; BLEU-4 and ROUGE-L of ``scripts/score.py --qg``),
+``question-match`` (was this question asked about this sentence, against the nearest other
+sentence of its article) and ``squad`` (SQuAD v1.1 EM/F1 of ``--squad`` files).
 
 Writes ``results.json`` and ``results.md`` (objective x task, mean +- std over seeds, beside the
-trivial baseline and the from-scratch row), ``pretraining_curves.png`` and
-``finetuning_scores.png``. Every stage prints its command; a finished cell (one stage of one
-objective and seed) leaves ``cells/<name>.json`` and is not rerun, so an interrupted study
-resumes where it stopped (``--out`` the same folder). The sentencepiece, binarization and
-fairseq stages are ``fairseq_unilmv2/experiments/stages.py``'s, as the demo's.
+trivial baseline and the from-scratch row, the ordering of the rows and which differences exceed
+twice the larger standard deviation), ``pretraining_curves.png`` and ``finetuning_scores.png``.
+Every stage prints its command; a finished cell (one stage of one objective and seed) leaves
+``cells/<name>.json`` and is not rerun, so an interrupted study resumes where it stopped
+(``--out`` the same folder). The sentencepiece, binarization and fairseq stages are
+``fairseq_unilmv2/experiments/stages.py``'s, as the demo's.
 """
 import argparse
 import hashlib
 import json
 import os
+import random
 import re
 import statistics
 import subprocess
@@ -38,25 +53,69 @@ import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from fairseq_unilmv2.experiments import stages
+from fairseq_unilmv2.experiments import downstream, stages
 from fairseq_unilmv2.experiments.stages import cli, fresh_dir, read_lines, run, write_lines
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 OBJECTIVES = ("ae", "ar", "par", "ae+ar", "ae+par")
 SCRATCH = "scratch"  # the row fine-tuned from random weights
+BASELINE = "trivial baseline"
+
+
+@dataclass(frozen=True)
+class Task:
+    """A downstream task of the study: how it is fine-tuned and which column decides whether a
+    row learned it (``metric``; ``more``: other columns kept in results.json)."""
+    name: str
+    family: str
+    metric: str
+    title: str
+    more: Tuple[str, ...] = ()
+    own_text: bool = False  # made from held-out paragraphs of --text
+    cost: float = 1.0       # fine-tuning and scoring, in units of an ``ae`` pre-training
+
+
+TASKS = {task.name: task for task in (
+    Task("backwards-word", "generation", "exact", "backwards word EM (%)", own_text=True,
+         cost=0.9),
+    Task("spelling", "classification", "accuracy", "spelling acc. (%)", own_text=True,
+         cost=0.2),
+    Task("misspelled-word", "span", "exact_match", "misspelled word EM (%)", ("f1",),
+         own_text=True, cost=0.35),
+    Task("word-order", "classification", "accuracy", "word order acc. (%)", own_text=True,
+         cost=0.2),
+    Task("fill-blank", "span", "exact_match", "fill-the-blank EM (%)", ("f1",), own_text=True,
+         cost=0.3),
+    Task("qg", "generation", "bleu4", "QG BLEU-4", ("rougeL",), cost=1.5),
+    Task("question-match", "classification", "accuracy", "question/sentence acc. (%)", cost=1.0),
+    Task("squad", "span", "f1", "SQuAD F1", ("exact_match",), cost=1.5),
+)}
+# One task a fine-tuning family, chosen because the default row learns each at the default sizes
+# (examples/ablation/README.md: the choice and the alternatives tried).
+DEFAULT_TASKS = ["backwards-word", "spelling", "misspelled-word"]
 
 
 @dataclass
 class AblationConfig:
     text: List[str] = field(default_factory=lambda: [
         str(SHARED / "wikitext2" / "valid.txt"), str(SHARED / "wikitext2" / "test.txt")],
-        metadata={"help": "pre-training text (one paragraph a line; lower-cased here, as the "
-                          "nqg data is)"})
+        metadata={"help": "pre-training text (one paragraph a line; lower-cased here); every "
+                          "--task-paragraph-every-th paragraph is held out for the tasks"})
+    tasks: List[str] = field(default_factory=lambda: list(DEFAULT_TASKS), metadata={
+        "help": "downstream tasks: backwards-word, spelling, misspelled-word, word-order, "
+                "fill-blank (made from held-out paragraphs of --text), qg, question-match "
+                "(--nqg), squad (--squad)"})
     nqg: str = field(default=str(SHARED / "nqg"), metadata={
-        "help": "folder with src-dev.txt / tgt-dev.txt (sentence / question pairs)"})
+        "help": "folder with src-dev.txt / tgt-dev.txt (sentence / question pairs) for the qg "
+                "and question-match tasks"})
+    squad: List[str] = field(default_factory=lambda: [
+        str(SHARED / "squad" / "dev-v2.0-first3.json")], metadata={
+        "help": "SQuAD JSON for the squad task: one file (its last article the test set, the "
+                "one before it valid, the rest train) or two (train, test; every 10th train "
+                "article valid); unanswerable questions are left out (v1.1 scoring)"})
     out: str = field(default="ablation_out", metadata={
         "help": "output folder; finished cells in it are kept (resume)"})
     objectives: List[str] = field(default_factory=lambda: list(OBJECTIVES), metadata={
@@ -67,6 +126,10 @@ class AblationConfig:
         "help": "leave out the from-scratch row: to split one study over processes that share "
                 "--out (e.g. --objectives ae ar par in one, ae+ar ae+par --skip-scratch in "
                 "another), then one run with every objective makes the table from their cells"})
+    mask_only: bool = field(default=False, metadata={
+        "help": "pre-train every row with --leave-unmasked-prob 0 --random-token-prob 0: every "
+                "masked position shows <mask>, none keeps its token (BERT's 80/10/10 rule off), "
+                "so the pseudo masks of par and ar cannot read a tenth of the originals"})
     quick: bool = field(default=False, metadata={
         "help": "tiny sizes and few examples, the same stages (minutes); explicit flags win"})
     threads: int = field(default=1, metadata={
@@ -88,36 +151,67 @@ class AblationConfig:
     pretrain_batch_size: int = field(default=128, metadata={"help": "pre-training blocks a batch"})
     pretrain_lr: float = field(default=2e-3, metadata={"help": "pre-training peak lr"})
     pretrain_warmup: float = field(default=0.03, metadata={"help": "pre-training warm-up share"})
+    task_paragraph_every: int = field(default=10, metadata={
+        "help": "every this-many-th paragraph of --text is held out of pre-training for the "
+                "tasks made from --text (a tenth of those to test, a tenth to valid, the rest to "
+                "train)"})
+    context_words: int = field(default=1, metadata={
+        "help": "words on each side of the backwards word and of the blank"})
+    example_every: int = field(default=3, metadata={
+        "help": "one backwards-word pair, one spelling pair and one fill-the-blank question per "
+                "this many words of a held-out paragraph"})
+    candidates: int = field(default=3, metadata={
+        "help": "words of four letters or more a misspelled-word passage holds, and words of a "
+                "fill-the-blank passage (the answer among them)"})
+    window_words: int = field(default=6, metadata={
+        "help": "words of a word-order example"})
+    backwards_word_updates: int = field(default=1500, metadata={
+        "help": "backwards-word fine-tuning updates"})
+    spelling_updates: int = field(default=250, metadata={"help": "spelling fine-tuning updates"})
+    misspelled_word_updates: int = field(default=800, metadata={
+        "help": "misspelled-word fine-tuning updates"})
+    word_order_updates: int = field(default=400, metadata={
+        "help": "word-order fine-tuning updates"})
+    fill_blank_updates: int = field(default=400, metadata={
+        "help": "fill-blank fine-tuning updates"})
     qg_updates: int = field(default=500, metadata={"help": "question-generation updates"})
-    cls_updates: int = field(default=300, metadata={"help": "classification updates"})
-    finetune_batch_size: int = field(default=32, metadata={"help": "fine-tuning batch"})
+    question_match_updates: int = field(default=300, metadata={
+        "help": "question-match (question/sentence classification) updates"})
+    squad_updates: int = field(default=500, metadata={"help": "squad fine-tuning updates"})
+    finetune_batch_size: int = field(default=64, metadata={"help": "fine-tuning batch"})
     finetune_lr: float = field(default=1e-3, metadata={"help": "fine-tuning peak lr"})
     finetune_warmup: float = field(default=0.06, metadata={"help": "fine-tuning warm-up share"})
     max_source_positions: int = field(default=96, metadata={
-        "help": "source budget of question generation and sentence budget of classification, "
+        "help": "source budget of the generation tasks and sentence budget of question-match, "
                 "in sentencepiece tokens (longer ones are truncated)"})
     max_target_positions: int = field(default=48, metadata={
-        "help": "question budget (question generation's training and generation, and the "
-                "classification's question)"})
-    beam: int = field(default=3, metadata={"help": "beam size of question generation"})
+        "help": "target budget of the generation tasks (training and generation), and the "
+                "question budget of question-match and of the span tasks"})
+    max_seq_length: int = field(default=64, metadata={
+        "help": "window of the span tasks (--task squad): [CLS] question [SEP] passage [SEP]; "
+                "its doc stride is half of it"})
+    beam: int = field(default=3, metadata={"help": "beam size of the generation tasks"})
     lenpen: float = field(default=1.0, metadata={"help": "length penalty of generation"})
     validations: int = field(default=4, metadata={"help": "validations a training run"})
     max_test_examples: int = field(default=300, metadata={
-        "help": "question-generation test pairs decoded and valid pairs validated, and "
-                "classification valid questions (0 = all)"})
+        "help": "test and valid examples of each task, at most (0 = all; question-match keeps "
+                "twice as many: a positive and a negative a question)"})
     pretrain_paragraphs: int = field(default=0, metadata={
-        "help": "use at most this many pre-training paragraphs (0 = all)"})
+        "help": "use at most this many paragraphs of --text (0 = all)"})
     max_pairs: int = field(default=0, metadata={"help": "use at most this many nqg pairs (0 = all)"})
 
 
 QUICK = dict(seeds=[1], encoder_ffn_embed_dim=128, pretrain_updates=20, pretrain_batch_size=16,
-             qg_updates=12, cls_updates=12, finetune_batch_size=16, validations=2,
-             max_test_examples=12, pretrain_paragraphs=300, max_pairs=600, beam=1,
-             max_source_positions=48, max_target_positions=24)
+             backwards_word_updates=12, spelling_updates=12, misspelled_word_updates=12,
+             word_order_updates=12, fill_blank_updates=12,
+             qg_updates=12, question_match_updates=12, squad_updates=12, finetune_batch_size=16,
+             validations=2, max_test_examples=12, pretrain_paragraphs=300, max_pairs=600, beam=1,
+             max_source_positions=48, max_target_positions=24, max_seq_length=48)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> AblationConfig:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    choices = {"objectives": OBJECTIVES, "tasks": tuple(TASKS)}
     for f in fields(AblationConfig):
         flag = flag_of(f.name)
         default = f.default_factory() if callable(f.default_factory) else f.default
@@ -127,7 +221,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> AblationConfig:
         elif isinstance(default, list):
             kind = int if f.name == "seeds" else str
             parser.add_argument(flag, nargs="+", type=kind, default=None,
-                                choices=OBJECTIVES if f.name == "objectives" else None,
+                                choices=choices.get(f.name),
                                 help=f"{help_text} [default: {' '.join(map(str, default))}]")
         else:
             parser.add_argument(flag, type=type(default), default=None,
@@ -137,12 +231,18 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> AblationConfig:
         if args[f.name] is None:
             args[f.name] = (QUICK[f.name] if args["quick"] and f.name in QUICK else
                             f.default_factory() if callable(f.default_factory) else f.default)
+    if len(args["squad"]) > 2:
+        parser.error("--squad takes one file (split by article) or two (train, test)")
     return AblationConfig(**args)
 
 
 def flag_of(name: str) -> str:
     """The command-line flag of an AblationConfig field."""
     return "--" + name.replace("_", "-")
+
+
+def updates_of(cfg: AblationConfig, task: str) -> int:
+    return getattr(cfg, task.replace("-", "_") + "_updates")
 
 
 # What a cell does not depend on: a folder holds cells of one set of the other settings.
@@ -167,11 +267,15 @@ def check_settings(cfg: AblationConfig, out: Path) -> None:
 
 def check_inputs(cfg: AblationConfig) -> None:
     """At run time, not parse time: the default data is ../shared/data, absent on some clones."""
-    missing = [p for p in [*cfg.text, Path(cfg.nqg) / "src-dev.txt", Path(cfg.nqg) / "tgt-dev.txt"]
-               if not Path(p).is_file()]
+    needed = list(cfg.text)
+    if {"qg", "question-match"} & set(cfg.tasks):
+        needed += [Path(cfg.nqg) / "src-dev.txt", Path(cfg.nqg) / "tgt-dev.txt"]
+    if "squad" in cfg.tasks:
+        needed += cfg.squad
+    missing = [str(p) for p in needed if not Path(p).is_file()]
     if missing:
-        raise SystemExit(f"ablation: no such file: {', '.join(map(str, missing))} (the default "
-                         f"data lives in {SHARED}; pass --text / --nqg)")
+        raise SystemExit(f"ablation: no such file: {', '.join(missing)} (the default data "
+                         f"lives in {SHARED}; pass --text / --nqg / --squad)")
 
 
 # ----------------------------------------------------------------------------- cells (resume)
@@ -192,29 +296,30 @@ def cell(out: Path, name: str, compute) -> Dict:
 
 # ----------------------------------------------------------------------------- workers
 # Relative cost of a row's cells, to share rows fairly between workers: a pre-training with a
-# pseudo part reads ~1.3x the tokens of one without; each row is fine-tuned on two tasks.
+# pseudo part reads ~1.3x the tokens of one without (``ae``); each task's fine-tuning costs
+# Task.cost (measured at the default sizes, in units of an ``ae`` pre-training).
 PRETRAIN_COST = {"ae": 1.0}
-FINETUNE_COST = 3.0
 
 
 # Set in a worker's environment: it makes its cells and leaves the table to the parent.
 WORKER_ENV = "ABLATION_WORKER"
 
 
-def share_rows(objectives: Sequence[str], scratch: bool, jobs: int) -> List[Dict]:
+def share_rows(objectives: Sequence[str], scratch: bool, jobs: int,
+               finetune_cost: float = 1.0) -> List[Dict]:
     """Split the rows between at most ``jobs`` workers (each gets at least one objective, so that
     each is an ``--objectives`` list): heaviest first, each to the least loaded worker; the
     from-scratch row (fine-tuning only) goes last, to the least loaded."""
     workers = [{"objectives": [], "scratch": False, "cost": 0.0}
                for _ in range(max(1, min(jobs, len(objectives))))]
-    cost = {o: PRETRAIN_COST.get(o, 1.3) + FINETUNE_COST for o in objectives}
+    cost = {o: PRETRAIN_COST.get(o, 1.3) + finetune_cost for o in objectives}
     for objective in sorted(objectives, key=lambda o: -cost[o]):
         lightest = min(workers, key=lambda w: w["cost"])
         lightest["objectives"].append(objective)
         lightest["cost"] += cost[objective]
     if scratch:
         lightest = min(workers, key=lambda w: w["cost"])
-        lightest["scratch"], lightest["cost"] = True, lightest["cost"] + FINETUNE_COST
+        lightest["scratch"], lightest["cost"] = True, lightest["cost"] + finetune_cost
     for worker in workers:  # the table's order, not the sharing order
         worker["objectives"].sort(key=list(objectives).index)
     return workers
@@ -228,7 +333,10 @@ def worker_argv(cfg: AblationConfig, worker: Dict) -> List[str]:
         if f.name in ("objectives", "skip_scratch", "jobs", "quick"):
             continue
         flag = flag_of(f.name)
-        argv += [flag, *map(str, value)] if isinstance(value, list) else [flag, str(value)]
+        if f.type is bool:
+            argv += [flag] if value else []
+        else:
+            argv += [flag, *map(str, value)] if isinstance(value, list) else [flag, str(value)]
     return [*argv, "--objectives", *worker["objectives"], "--jobs", "1",
             *([] if worker["scratch"] else ["--skip-scratch"])]
 
@@ -236,7 +344,8 @@ def worker_argv(cfg: AblationConfig, worker: Dict) -> List[str]:
 def run_workers(cfg: AblationConfig, out: Path) -> None:
     """Run the rows' cells in ``cfg.jobs`` processes; each writes its cells under ``out``, which
     the table is then made from. Each worker's output goes to ``logs/worker<i>.log``."""
-    workers = share_rows(cfg.objectives, not cfg.skip_scratch, cfg.jobs)
+    workers = share_rows(cfg.objectives, not cfg.skip_scratch, cfg.jobs,
+                         sum(TASKS[t].cost for t in cfg.tasks))
     running = []
     for i, worker in enumerate(workers):
         argv = [sys.executable, str(Path(__file__).resolve()), *worker_argv(cfg, worker)]
@@ -263,19 +372,93 @@ def run_workers(cfg: AblationConfig, out: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- data
-def pretraining_text(cfg: AblationConfig, text_dir: Path) -> None:
-    """Paragraphs of --text, lower-cased; every 20th to valid (at most 200), the rest train."""
+SPLITS = ("train", "valid", "test")
+
+
+def paragraphs_of(cfg: AblationConfig) -> List[str]:
+    """Paragraphs of --text (lines of 6 words or more), lower-cased."""
     paragraphs = [line.strip().lower() for path in cfg.text
                   for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
                   if len(line.split()) >= 6]
-    if cfg.pretrain_paragraphs:
-        paragraphs = paragraphs[:cfg.pretrain_paragraphs]
-    valid = [p for i, p in enumerate(paragraphs) if i % 20 == 0][:200]
-    train = [p for i, p in enumerate(paragraphs) if i % 20 or p not in valid]
-    if not train or not valid:
-        raise SystemExit("ablation: --text gives no pre-training paragraphs (lines of 6+ words)")
+    return paragraphs[:cfg.pretrain_paragraphs] if cfg.pretrain_paragraphs else paragraphs
+
+
+def pretraining_text(cfg: AblationConfig, text_dir: Path) -> List[str]:
+    """Write the pre-training text; return the paragraphs held out of it for the tasks.
+
+    Every --task-paragraph-every-th paragraph is held out; of the others every 20th goes to
+    valid (at most 200), the rest to train (a valid paragraph repeated in the text is not also
+    trained on).
+    """
+    paragraphs = paragraphs_of(cfg)
+    held_out = [p for i, p in enumerate(paragraphs) if i % cfg.task_paragraph_every == 0]
+    # A paragraph repeated in the text is held out wholly, not pre-trained on in another copy.
+    held = set(held_out)
+    kept = [p for i, p in enumerate(paragraphs) if i % cfg.task_paragraph_every and p not in held]
+    valid = [p for i, p in enumerate(kept) if i % 20 == 0][:200]
+    train = [p for i, p in enumerate(kept) if i % 20 or p not in valid]
+    if not train or not valid or not held_out:
+        raise SystemExit("ablation: --text gives too few paragraphs (lines of 6+ words) for "
+                         "pre-training and the held-out tasks")
     write_lines(text_dir / "pretrain" / "train.txt", train)
     write_lines(text_dir / "pretrain" / "valid.txt", valid)
+    return held_out
+
+
+def held_out_split(index: int) -> str:
+    """The split of the index-th held-out paragraph: a tenth test, a tenth valid."""
+    return "test" if index % 10 == 0 else "valid" if index % 10 == 1 else "train"
+
+
+def own_text_tasks(cfg: AblationConfig, held_out: Sequence[str], text_dir: Path) -> Dict[str, int]:
+    """The examples of the tasks of ``cfg.tasks`` made from --text, split by held-out paragraph (no test paragraph is seen in pre-training or fine-tuning)."""
+    builders = {
+        "backwards-word": lambda p, rng: downstream.backwards_word_pairs(
+            p, rng, cfg.context_words, cfg.example_every),
+        "word-order": lambda p, rng: downstream.word_order_examples(p, rng, cfg.window_words),
+        "fill-blank": lambda p, rng: downstream.fill_blank_questions(
+            p, rng, cfg.context_words, cfg.example_every, cfg.candidates),
+        "spelling": lambda p, rng: downstream.spelling_examples(p, rng, cfg.example_every),
+        "misspelled-word": lambda p, rng: downstream.misspelled_word_questions(
+            p, rng, cfg.candidates),
+    }
+    counts = {}
+    for task in [t for t in cfg.tasks if TASKS[t].own_text]:
+        rng = random.Random(task)  # one fixed stream a task: the same examples for every row
+        examples = {split: [] for split in SPLITS}
+        for i, paragraph in enumerate(held_out):
+            examples[held_out_split(i)].extend(builders[task](paragraph, rng))
+        if cfg.max_test_examples:
+            # word-order's examples come in pairs (as written, swapped): keep whole pairs.
+            paired = TASKS[task].family == "classification"
+            keep = cfg.max_test_examples - (cfg.max_test_examples % 2 if paired else 0)
+            examples["valid"], examples["test"] = (examples["valid"][:keep],
+                                                   examples["test"][:keep])
+        empty = [split for split, rows in examples.items() if not rows]
+        if empty:
+            raise SystemExit(f"ablation: the held-out paragraphs give no {task} examples for "
+                             f"{', '.join(empty)}: give more --text")
+        write_task(TASKS[task].family, examples, text_dir / task)
+        counts.update({f"{task}_{split}": len(rows) for split, rows in examples.items()})
+    return counts
+
+
+def write_task(family: str, examples: Dict[str, List], task_dir: Path) -> None:
+    for split, rows in examples.items():
+        if family == "generation":
+            write_lines(task_dir / f"{split}.src", [source for source, _ in rows])
+            write_lines(task_dir / f"{split}.tgt", [answer for _, answer in rows])
+        elif family == "classification":
+            write_lines(task_dir / f"{split}.input0", [text for text, _ in rows])
+            write_lines(task_dir / f"{split}.label", [label for _, label in rows])
+        else:
+            write_json(task_dir / f"{split}.json",
+                       downstream.squad_json(rows, split, split))
+
+
+def write_json(path: Path, value) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")
 
 
 def split_of(sentence: str) -> str:
@@ -285,42 +468,45 @@ def split_of(sentence: str) -> str:
     return "test" if bucket < 2 else "valid" if bucket < 3 else "train"
 
 
-def task_data(cfg: AblationConfig, text_dir: Path) -> Dict[str, int]:
+def nqg_tasks(cfg: AblationConfig, text_dir: Path) -> Dict[str, int]:
     """Question generation pairs and question/sentence classification examples.
 
-    Classification: each (sentence, question) pair gives a positive and, with the nearest other
-    sentence of the file (the same article: nqg keeps SQuAD's order), a negative example;
-    which of the two comes first in the files alternates, so neither order is a cue.
+    question-match: each (sentence, question) pair gives a positive and, with the nearest other
+    sentence of the file (the same article: nqg keeps SQuAD's order), a negative example.
     """
     nqg = Path(cfg.nqg)
     sources = [s.strip() for s in read_lines(nqg / "src-dev.txt")]
     questions = [q.strip() for q in read_lines(nqg / "tgt-dev.txt")]
     if cfg.max_pairs:
         sources, questions = sources[:cfg.max_pairs], questions[:cfg.max_pairs]
-    qg = {s: [] for s in ("train", "valid", "test")}
-    cls = {s: [] for s in ("train", "valid", "test")}
+    qg = {s: [] for s in SPLITS}
+    match = {s: [] for s in SPLITS}
     for i, (sentence, question) in enumerate(zip(sources, questions)):
         split = split_of(sentence)
         qg[split].append((sentence, question))
         neighbour = nearest_other_sentence(sources, i)
         if neighbour is not None:
-            cls[split].append((sentence, question, "yes"))
-            cls[split].append((neighbour, question, "no"))
+            match[split].append((sentence, question, "yes"))
+            match[split].append((neighbour, question, "no"))
     if cfg.max_test_examples:
         for split in ("valid", "test"):
             qg[split] = qg[split][:cfg.max_test_examples]
         # Validation runs several times a fine-tuning: keep it as small (as many questions).
-        cls["valid"] = cls["valid"][:2 * cfg.max_test_examples]
-    for split, pairs in qg.items():
-        write_lines(text_dir / "qg" / f"{split}.src", [s for s, _ in pairs])
-        write_lines(text_dir / "qg" / f"{split}.tgt", [q for _, q in pairs])
-    for split, examples in cls.items():
-        # The question first: --shorten-method truncate cuts the end of a long pair.
-        write_lines(text_dir / "cls" / f"{split}.input0", [q for _, q, _ in examples])
-        write_lines(text_dir / "cls" / f"{split}.input1", [s for s, _, _ in examples])
-        write_lines(text_dir / "cls" / f"{split}.label", [y for _, _, y in examples])
-    counts = {f"qg_{s}": len(v) for s, v in qg.items()}
-    counts.update({f"cls_{s}": len(v) for s, v in cls.items()})
+        match["valid"] = match["valid"][:2 * cfg.max_test_examples]
+    counts = {}
+    if "qg" in cfg.tasks:
+        for split, pairs in qg.items():
+            write_lines(text_dir / "qg" / f"{split}.src", [s for s, _ in pairs])
+            write_lines(text_dir / "qg" / f"{split}.tgt", [q for _, q in pairs])
+        counts.update({f"qg_{s}": len(v) for s, v in qg.items()})
+    if "question-match" in cfg.tasks:
+        for split, examples in match.items():
+            # The question first: --shorten-method truncate cuts the end of a long pair.
+            folder = text_dir / "question-match"
+            write_lines(folder / f"{split}.input0", [q for _, q, _ in examples])
+            write_lines(folder / f"{split}.input1", [s for s, _, _ in examples])
+            write_lines(folder / f"{split}.label", [y for _, _, y in examples])
+        counts.update({f"question-match_{s}": len(v) for s, v in match.items()})
     return counts
 
 
@@ -332,53 +518,119 @@ def nearest_other_sentence(sources: List[str], i: int) -> Optional[str]:
     return None
 
 
+def squad_task(cfg: AblationConfig, text_dir: Path) -> Dict[str, int]:
+    """SQuAD articles split into train / valid / test, lower-cased (the sentencepiece model is
+    trained on lower-cased text), answerable questions only (SQuAD v1.1)."""
+    files = [json.loads(Path(p).read_text(encoding="utf-8"))["data"] for p in cfg.squad]
+    if len(files) == 1:
+        articles = files[0]
+        if len(articles) < 3:
+            raise SystemExit(f"ablation: {cfg.squad[0]} has {len(articles)} article(s); one "
+                             "--squad file is split by article and needs at least 3")
+        splits = {"train": articles[:-2], "valid": articles[-2:-1], "test": articles[-1:]}
+    else:
+        train, test = files
+        splits = {"train": [a for i, a in enumerate(train) if i % 10 != 9],
+                  "valid": [a for i, a in enumerate(train) if i % 10 == 9] or train[-1:],
+                  "test": test}
+    counts = {}
+    for split, articles in splits.items():
+        kept = [answerable_lower_cased(a) for a in articles]
+        write_json(text_dir / "squad" / f"{split}.json", {"version": "1.1", "data": kept})
+        counts[f"squad_{split}"] = sum(len(p["qas"]) for a in kept for p in a["paragraphs"])
+    return counts
+
+
+def lower_same_length(text: str) -> str:
+    """Lower case where it keeps every character one character (answer offsets stay valid)."""
+    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+
+
+def answerable_lower_cased(article: Dict) -> Dict:
+    paragraphs = []
+    for paragraph in article["paragraphs"]:
+        qas = [{"id": qa["id"], "question": lower_same_length(qa["question"]),
+                "answers": [dict(a, text=lower_same_length(a["text"])) for a in qa["answers"]]}
+               for qa in paragraph["qas"] if qa.get("answers") and not qa.get("is_impossible")]
+        if qas:
+            paragraphs.append({"context": lower_same_length(paragraph["context"]), "qas": qas})
+    return {"title": article.get("title", ""), "paragraphs": paragraphs}
+
+
 def encode_all(spm_model: Path, text_dir: Path, spm_dir: Path) -> None:
+    """Every text file of the study (not labels, not SQuAD JSON) into sentencepiece pieces."""
     stages.encode_sentencepiece(spm_model, [
         (text_dir / rel, spm_dir / rel) for rel in sorted(
             p.relative_to(text_dir) for p in text_dir.rglob("*")
-            if p.is_file() and not p.name.endswith(".label"))])
+            if p.is_file() and p.suffix not in (".label", ".json"))])
 
 
-def trim_pairs(cfg: AblationConfig, cls_dir: Path) -> None:
-    """Classification pairs within the fine-tuning budgets: the question at
+def trim_pairs(cfg: AblationConfig, folder: Path) -> None:
+    """question-match pairs within the fine-tuning budgets: the question at
     --max-target-positions, the sentence at --max-source-positions tokens (their ends cut), as
     question generation cuts them. Untrimmed, a few long sentences make the padded batches of
     sentence_prediction several times longer than the average pair."""
-    for split in ("train", "valid", "test"):
+    for split in SPLITS:
         for column, budget in (("input0", cfg.max_target_positions),
                                ("input1", cfg.max_source_positions)):
-            path = cls_dir / f"{split}.{column}"
+            path = folder / f"{split}.{column}"
             write_lines(path, [" ".join(line.split()[:budget]) for line in read_lines(path)])
 
 
 def prepare(cfg: AblationConfig, out: Path) -> Dict:
     """Text, sentencepiece (trained on the pre-training text), binarized data: one dictionary
-    (the pre-training one) for every task."""
+    (the pre-training one) for every task; the span tasks' SQuAD JSON beside a copy of it."""
     def compute():
         text_dir, spm_dir = fresh_dir(out / "text"), fresh_dir(out / "spm")
         bin_dir = fresh_dir(out / "data-bin")
-        pretraining_text(cfg, text_dir)
-        counts = task_data(cfg, text_dir)
+        held_out = pretraining_text(cfg, text_dir)
+        counts = {"held_out_paragraphs": len(held_out), **own_text_tasks(cfg, held_out, text_dir)}
+        if {"qg", "question-match"} & set(cfg.tasks):
+            counts.update(nqg_tasks(cfg, text_dir))
+        if "squad" in cfg.tasks:
+            counts.update(squad_task(cfg, text_dir))
         spm_model = stages.train_sentencepiece(text_dir / "pretrain" / "train.txt",
                                                spm_dir / "spm", cfg.vocab_size)
         encode_all(spm_model, text_dir, spm_dir)
-        trim_pairs(cfg, spm_dir / "cls")
-        splits = ("train", "valid", "test")
         stages.preprocess(bin_dir / "pretrain", spm_dir / "pretrain" / "{}.txt")
         dictionary = bin_dir / "pretrain" / "dict.txt"
-        stages.preprocess(bin_dir / "qg", spm_dir / "qg" / "{}", splits, dictionary,
-                          pairs=("src", "tgt"))
-        for column in ("input0", "input1"):
-            stages.preprocess(bin_dir / "cls" / column, spm_dir / "cls" / f"{{}}.{column}",
-                              splits, dictionary)
-        stages.preprocess(bin_dir / "cls" / "label", text_dir / "cls" / "{}.label", splits,
-                          workers=1)
+        for task in cfg.tasks:
+            binarize(cfg, task, text_dir, spm_dir, bin_dir, dictionary)
         return dict(counts, spm_model=str(spm_model),
                     unigram_entropy=stages.unigram_entropy(bin_dir / "pretrain"))
     return cell(out, "prepare", compute)
 
 
+def binarize(cfg: AblationConfig, task: str, text_dir: Path, spm_dir: Path, bin_dir: Path,
+             dictionary: Path) -> None:
+    """One task's data where its fairseq task reads it, with the pre-training dictionary."""
+    family = TASKS[task].family
+    if family == "generation":
+        stages.preprocess(bin_dir / task, spm_dir / task / "{}", SPLITS, dictionary,
+                          pairs=("src", "tgt"))
+    elif family == "classification":
+        if task == "question-match":
+            trim_pairs(cfg, spm_dir / task)
+        columns = ["input0", "input1"] if task == "question-match" else ["input0"]
+        for column in columns:
+            stages.preprocess(bin_dir / task / column, spm_dir / task / f"{{}}.{column}",
+                              SPLITS, dictionary)
+        stages.preprocess(bin_dir / task / "label", text_dir / task / "{}.label", SPLITS,
+                          workers=1)
+    else:  # span: --task squad tokenizes the JSON itself, with --spm-model
+        for split in SPLITS:
+            (bin_dir / task).mkdir(parents=True, exist_ok=True)
+            (bin_dir / task / f"{split}.json").write_text(
+                (text_dir / task / f"{split}.json").read_text(encoding="utf-8"), encoding="utf-8")
+        (bin_dir / task / "dict.txt").write_text(dictionary.read_text(encoding="utf-8"),
+                                                 encoding="utf-8")
+
+
 # ----------------------------------------------------------------------------- stages
+# BERT's 80/10/10 rule off: every masked position shows <mask> (--mask-only).
+MASK_ONLY_ARGS = ["--leave-unmasked-prob", "0", "--random-token-prob", "0"]
+
+
 def pretrain_cell(cfg: AblationConfig, out: Path, objective: str, seed: int) -> Dict:
     """One pre-training: its final valid losses, loss curves, input tokens read, wall time."""
     name = f"pretrain/{objective}/seed{seed}"
@@ -388,7 +640,8 @@ def pretrain_cell(cfg: AblationConfig, out: Path, objective: str, seed: int) -> 
     def compute():
         log.parent.mkdir(parents=True, exist_ok=True)
         stages.pretrain(SimpleNamespace(**vars(cfg), seed=seed), out / "data-bin" / "pretrain",
-                            save_dir, log, extra_args=["--objective", objective])
+                        save_dir, log, extra_args=["--objective", objective,
+                                                   *(MASK_ONLY_ARGS if cfg.mask_only else [])])
         losses = loss_names(objective)
         curves = stages.loss_series(log, ["loss", *losses])
         text = log.read_text(encoding="utf-8")
@@ -422,102 +675,156 @@ def train_totals(text: str, key: str) -> List[float]:
     return totals
 
 
+def finetune_cell(cfg: AblationConfig, out: Path, task: str, row: str, seed: int,
+                  pretrained: Optional[str], spm_model: Path) -> Dict:
+    """Fine-tune one row's checkpoint (or random weights) on one task and score it on test."""
+    tag = f"{row.replace('+', '_')}_seed{seed}"
+    paths = SimpleNamespace(data=out / "data-bin" / task,
+                            save_dir=out / "checkpoints" / task / tag,
+                            log=out / "logs" / f"{task}__{tag}.log",
+                            results=out / "predictions" / task / tag, text=out / "text" / task)
+    restore = [] if pretrained is None else [
+        "--restore-file", pretrained, "--reset-optimizer", "--reset-dataloader", "--reset-meters"]
+    family = TASKS[task].family
+    runner = {"generation": generation_scores, "classification": classification_scores,
+              "span": span_scores}[family]
+    return cell(out, f"{task}/{row}/seed{seed}",
+                lambda: runner(cfg, task, seed, paths, restore, pretrained, spm_model))
+
+
 def finetune_args(cfg: AblationConfig, seed: int, updates: int) -> SimpleNamespace:
     """stages.finetune's settings for one fine-tuning run."""
     return SimpleNamespace(**dict(vars(cfg), seed=seed, finetune_updates=updates))
 
 
-def qg_metrics(hypotheses: Path, references: Path, scores: Path) -> Dict[str, float]:
-    """BLEU-4 and ROUGE-L of question generation from ``scripts/score.py --qg`` (Du et al.'s
-    qgevalcap: COCO BLEU, ROUGE-L with beta 1.2) on Du et al.'s reference tokenization (the nqg
-    files), with ``test.src`` beside ``references`` as the key file that pools the questions of
-    one sentence. METEOR is left out: the table does not report it and its Java scorer is the
-    slow part."""
-    result = stages.score(hypotheses, references, scores, extra_args=[
-        "--qg", "--qg-references", "du", "--no-meteor", "--src", references.with_suffix(".src")])
-    return {"bleu4": result["bleu4"], "rougeL": result["rougeL"]}
+def generation_scores(cfg, task, seed, paths, restore, pretrained, spm_model) -> Dict:
+    """``--task unilm_seq2seq`` fine-tuning, beam search on test, scored."""
+    qcfg = finetune_args(cfg, seed, updates_of(cfg, task))
+    checkpoint = stages.finetune(qcfg, paths.data, pretrained and Path(pretrained),
+                                 paths.save_dir, paths.log)
+    hyp = stages.generate(qcfg, paths.data, checkpoint, spm_model, fresh_dir(paths.results),
+                          paths.results.with_suffix(".hyp"))
+    return dict(generation_metrics(task, hyp, paths.text / "test.tgt",
+                                   paths.results.with_suffix(".scores.json")),
+                hypotheses=str(hyp))
 
 
-def qg_cell(cfg: AblationConfig, out: Path, row: str, seed: int,
-            pretrained: Optional[str], spm_model: Path) -> Dict:
-    name = f"qg/{row}/seed{seed}"
-    tag = f"{row.replace('+', '_')}_seed{seed}"
+def generation_metrics(task: str, hypotheses: Path, references: Path, scores: Path) -> Dict:
+    """backwards-word: exact match (``scripts/score.py``). qg: BLEU-4 and ROUGE-L from
+    ``scripts/score.py --qg`` (Du et al.'s qgevalcap: COCO BLEU, ROUGE-L with beta 1.2) on Du et
+    al.'s reference tokenization (the nqg files), with ``test.src`` beside ``references`` as the
+    key file that pools the questions of one sentence; METEOR is left out (its Java scorer is
+    the slow part)."""
+    if task == "qg":
+        result = stages.score(hypotheses, references, scores, extra_args=[
+            "--qg", "--qg-references", "du", "--no-meteor", "--src",
+            references.with_suffix(".src")])
+        return {"bleu4": result["bleu4"], "rougeL": result["rougeL"]}
+    return {"exact": stages.score(hypotheses, references, scores)["exact"]}
 
+
+def classification_scores(cfg, task, seed, paths, restore, pretrained, spm_model) -> Dict:
+    """fairseq's sentence_prediction; test accuracy of the checkpoint best on valid."""
+    schedule = stages.schedule_args(updates_of(cfg, task), cfg.finetune_lr,
+                                    cfg.finetune_warmup, cfg.validations)
+    positions = 512  # the model's (--max-positions sets it): a pre-trained one has 512
+    # As RoBERTa's GLUE recipe: <s> first (its features classify) and, for a pair, </s> between
+    # the two texts, so that the model can tell where one ends.
+    inputs = ["--num-classes", "2", "--init-token", "0", "--separator-token", "2",
+              "--max-positions", positions, "--shorten-method", "truncate"]
+    run([cli("fairseq-train"), paths.data, *stages.model_args(cfg), *restore,
+         "--task", "sentence_prediction", "--criterion", "sentence_prediction", *inputs,
+         "--batch-size", cfg.finetune_batch_size,
+         *schedule, "--best-checkpoint-metric", "accuracy",
+         "--maximize-best-checkpoint-metric", "--save-dir", fresh_dir(paths.save_dir),
+         "--seed", seed], log=paths.log)
+    output = run([cli("fairseq-validate"), paths.data, "--user-dir", stages.USER_DIR,
+                  "--task", "sentence_prediction", *inputs,
+                  "--path", paths.save_dir / "checkpoint_best.pt",
+                  "--valid-subset", "test", "--batch-size", "64"])
+    match = re.search(r"valid on 'test' subset.*\| accuracy ([\d.]+)", output)
+    if not match:
+        raise SystemExit(f"ablation: no test accuracy in fairseq-validate's output ({task})")
+    return {"accuracy": float(match.group(1))}
+
+
+def span_scores(cfg, task, seed, paths, restore, pretrained, spm_model) -> Dict:
+    """``--task squad`` fine-tuning; ``scripts/squad.py predict`` of the checkpoint best on
+    valid, scored on test by the SQuAD v1.1 script's rules (exact match, F1)."""
+    window = ["--max-seq-length", cfg.max_seq_length, "--doc-stride", cfg.max_seq_length // 2,
+              "--max-query-length", cfg.max_target_positions]
+    run([cli("fairseq-train"), paths.data, *stages.model_args(cfg), *restore,
+         "--task", "squad", "--criterion", "squad_span", "--spm-model", spm_model, *window,
+         "--batch-size", cfg.finetune_batch_size,
+         *stages.schedule_args(updates_of(cfg, task), cfg.finetune_lr, cfg.finetune_warmup,
+                               cfg.validations),
+         "--save-dir", fresh_dir(paths.save_dir), "--seed", seed], log=paths.log)
+    run([sys.executable, REPO / "scripts" / "squad.py", "predict",
+         "--path", paths.save_dir / "checkpoint_best.pt", "--data", paths.data / "test.json",
+         "--out", fresh_dir(paths.results), "--dict-dir", paths.data, "--batch-size", "64"],
+        log=paths.results.with_suffix(".log"), show=False)
+    scores = json.loads((paths.results / "scores.json").read_text())
+    return {"exact_match": scores["exact_match"], "f1": scores["f1"]}
+
+
+def baselines(cfg: AblationConfig, out: Path) -> Dict[str, Dict]:
+    """Each task's trivial system: generation, the most frequent training answer for every test
+    example; classification, the majority class of the training labels; span, a fixed place of
+    the passage (``SPAN_BASELINES``)."""
     def compute():
-        qcfg = finetune_args(cfg, seed, cfg.qg_updates)
-        data = out / "data-bin" / "qg"
-        checkpoint = stages.finetune(qcfg, data, pretrained and Path(pretrained),
-                                         out / "checkpoints" / "qg" / tag,
-                                         out / "logs" / f"qg__{tag}.log")
-        hyp = stages.generate(qcfg, data, checkpoint, spm_model, out / "generate" / tag,
-                                  out / "generate" / f"{tag}.hyp")
-        scores = qg_metrics(hyp, out / "text" / "qg" / "test.tgt", out / "generate" /
-                            f"{tag}.scores.json")
-        return dict(scores, hypotheses=str(hyp))
-    return cell(out, name, compute)
-
-
-def cls_cell(cfg: AblationConfig, out: Path, row: str, seed: int,
-             pretrained: Optional[str]) -> Dict:
-    """fairseq's sentence_prediction on (sentence, question) pairs; test accuracy of the
-    checkpoint that did best on valid."""
-    name = f"cls/{row}/seed{seed}"
-    tag = f"{row.replace('+', '_')}_seed{seed}"
-
-    def compute():
-        data, save_dir = out / "data-bin" / "cls", out / "checkpoints" / "cls" / tag
-        log = out / "logs" / f"cls__{tag}.log"
-        restore = [] if pretrained is None else [
-            "--restore-file", pretrained, "--reset-optimizer", "--reset-dataloader",
-            "--reset-meters"]
-        schedule = stages.schedule_args(cfg.cls_updates, cfg.finetune_lr,
-                                            cfg.finetune_warmup, cfg.validations)
-        positions = 512  # the model's (--max-positions sets it): a pre-trained one has 512
-        # As RoBERTa's GLUE recipe: <s> first (its features classify), </s> between the
-        # question and the sentence, so that the model can tell where one ends.
-        run([cli("fairseq-train"), data, *stages.model_args(cfg), *restore,
-             "--task", "sentence_prediction", "--criterion", "sentence_prediction",
-             "--num-classes", "2", "--init-token", "0", "--separator-token", "2",
-             "--max-positions", positions, "--shorten-method", "truncate",
-             "--batch-size", cfg.finetune_batch_size,
-             *schedule, "--best-checkpoint-metric", "accuracy",
-             "--maximize-best-checkpoint-metric", "--save-dir", fresh_dir(save_dir),
-             "--seed", seed], log=log)
-        output = run([cli("fairseq-validate"), data, "--user-dir", stages.USER_DIR,
-                      "--task", "sentence_prediction", "--num-classes", "2",
-                      "--init-token", "0", "--separator-token", "2",
-                      "--max-positions", positions,
-                      "--shorten-method", "truncate", "--path", save_dir / "checkpoint_best.pt",
-                      "--valid-subset", "test", "--batch-size", "64"])
-        match = re.search(r"valid on 'test' subset.*\| accuracy ([\d.]+)", output)
-        if not match:
-            raise SystemExit(f"ablation: no test accuracy in fairseq-validate's output ({name})")
-        return {"accuracy": float(match.group(1))}
-    return cell(out, name, compute)
-
-
-def baselines(out: Path) -> Dict:
-    """Trivial systems: the most frequent training question for every test sentence, and the
-    majority class of the classification's training labels."""
-    def compute():
-        text = out / "text"
-        hyp = out / "generate" / "baseline.hyp"
-        hyp.parent.mkdir(parents=True, exist_ok=True)
-        answer = stages.baseline(text / "qg" / "train.tgt", text / "qg" / "test.src", hyp)
-        qg = qg_metrics(hyp, text / "qg" / "test.tgt", out / "generate" / "baseline.scores.json")
-        labels = read_lines(text / "cls" / "train.label")
-        majority = max(set(labels), key=labels.count)
-        test = read_lines(text / "cls" / "test.label")
-        return dict(qg, question=answer, accuracy=100.0 * test.count(majority) / len(test))
+        return {task: trivial_scores(task, out) for task in cfg.tasks}
     return cell(out, "baseline", compute)
 
 
+def trivial_scores(task: str, out: Path) -> Dict:
+    from fairseq_unilmv2.scoring.squad import squad_v1_scores
+
+    text = out / "text" / task
+    family = TASKS[task].family
+    if family == "generation":
+        hyp = out / "predictions" / task / "baseline.hyp"
+        hyp.parent.mkdir(parents=True, exist_ok=True)
+        answer = stages.baseline(text / "train.tgt", text / "test.src", hyp)
+        return dict(generation_metrics(task, hyp, text / "test.tgt",
+                                       hyp.with_suffix(".scores.json")), answer=answer)
+    if family == "classification":
+        labels = read_lines(text / "train.label")
+        majority = max(sorted(set(labels)), key=labels.count)
+        test = read_lines(text / "test.label")
+        return {"accuracy": 100.0 * test.count(majority) / len(test), "answer": majority}
+    articles = json.loads((text / "test.json").read_text(encoding="utf-8"))["data"]
+    first, answer = SPAN_BASELINES[task]
+    predictions = {qa["id"]: first(p["context"]) for a in articles for p in a["paragraphs"]
+                   for qa in p["qas"]}
+    return dict(squad_v1_scores(articles, predictions), answer=answer)
+
+
+def first_word(context: str) -> str:
+    return context.split()[0]
+
+
+def first_sentence(context: str) -> str:
+    match = re.search(r"[.!?](\s|$)", context)
+    return context[:match.start() + 1] if match else context
+
+
+def first_candidate(context: str) -> str:
+    """The first word that could be an answer (four letters or more, punctuation off)."""
+    return next((m.group(2) for m in map(downstream.ANSWER.match, context.split()) if m),
+                context.split()[0])
+
+
+# Each span task's trivial system: a fixed place of the passage, and how the table names it.
+SPAN_BASELINES = {
+    "fill-blank": (first_word, "the first word (the passage's order is random)"),
+    "misspelled-word": (first_candidate, "the first word of four letters or more"),
+    "squad": (first_sentence, "the first sentence"),
+}
+
+
 # ----------------------------------------------------------------------------- report
-COLUMNS = [("pretrain", "valid_loss", "pre-training valid loss (bits)"),
-           ("pretrain", "input_mtokens", "tokens read (M)"),
-           ("pretrain", "train_min", "pre-training (min)"),
-           ("qg", "bleu4", "QG BLEU-4"), ("qg", "rougeL", "QG ROUGE-L"),
-           ("cls", "accuracy", "question/sentence acc. (%)")]
+PRETRAIN_COLUMNS = [("valid_loss", "pre-training valid loss (bits)"),
+                    ("input_mtokens", "tokens read (M)"), ("train_min", "pre-training (min)")]
 
 
 def mean_std(values: Sequence[float]) -> Dict:
@@ -529,24 +836,51 @@ def mean_std(values: Sequence[float]) -> Dict:
             "values": values}
 
 
-def summarize(rows: Dict[str, Dict[int, Dict]], baseline: Dict) -> Dict[str, Dict]:
+def metric_keys(task: str) -> List[str]:
+    return [TASKS[task].metric, *TASKS[task].more]
+
+
+def summarize(rows: Dict[str, Dict[int, Dict]], baseline: Dict, tasks: Sequence[str]) -> Dict:
     table = {}
     for row, seeds in rows.items():
-        def collect(stage, key):
-            return [cells[stage].get(key) for cells in seeds.values() if stage in cells]
         pre = [cells["pretrain"] for cells in seeds.values() if "pretrain" in cells]
         table[row] = {
             "valid_loss": {n: mean_std([p["final_valid"][n] for p in pre])
                            for n in (pre[0]["final_valid"] if pre else {})},
             "input_mtokens": mean_std([p["input_tokens"] / 1e6 for p in pre if p["input_tokens"]]),
             "train_min": mean_std([p["wall_s"] / 60 for p in pre]),
-            "bleu4": mean_std(collect("qg", "bleu4")), "rougeL": mean_std(collect("qg", "rougeL")),
-            "accuracy": mean_std(collect("cls", "accuracy")),
         }
-    table["trivial baseline"] = {"bleu4": {"mean": baseline["bleu4"], "std": 0.0, "n": 1},
-                                 "rougeL": {"mean": baseline["rougeL"], "std": 0.0, "n": 1},
-                                 "accuracy": {"mean": baseline["accuracy"], "std": 0.0, "n": 1}}
+        for task in tasks:
+            table[row][task] = {key: mean_std([cells[task].get(key) for cells in seeds.values()
+                                               if task in cells]) for key in metric_keys(task)}
+    table[BASELINE] = {task: {key: {"mean": baseline[task][key], "std": 0.0, "n": 1}
+                              for key in metric_keys(task)} for task in tasks}
     return table
+
+
+def clearly_above(a: Dict, b: Dict) -> bool:
+    """a's mean exceeds b's by more than twice the larger of their standard deviations."""
+    return bool(a) and bool(b) and a["mean"] - b["mean"] > 2 * max(a["std"], b["std"])
+
+
+def comparisons(table: Dict, tasks: Sequence[str]) -> Dict[str, Dict]:
+    """Per task, on its deciding column: the rows from best to worst, the pairs whose difference
+    exceeds twice the larger standard deviation, and the rows that learned the task (clearly
+    above the from-scratch row, and above the trivial baseline)."""
+    result = {}
+    for task in tasks:
+        metric = TASKS[task].metric
+        stats = {row: table[row][task][metric] for row in table if table[row][task][metric]}
+        order = sorted(stats, key=lambda row: -stats[row]["mean"])
+        models = [row for row in order if row != BASELINE]
+        clear = [[a, b] for i, a in enumerate(order) for b in order[i + 1:]
+                 if clearly_above(stats[a], stats[b])]
+        learned = [row for row in models if row != SCRATCH
+                   and (SCRATCH not in stats or clearly_above(stats[row], stats[SCRATCH]))
+                   and stats[row]["mean"] > stats[BASELINE]["mean"]]
+        result[task] = {"metric": metric, "order": order, "clearly_above": clear,
+                        "learned": learned}
+    return result
 
 
 def fmt(stat: Dict, digits: int = 2) -> str:
@@ -558,17 +892,46 @@ def fmt(stat: Dict, digits: int = 2) -> str:
             else f"{stat['mean']:.{digits}f}")
 
 
-def markdown(table: Dict[str, Dict], seeds: Sequence[int]) -> str:
-    header = "| objective | " + " | ".join(title for _, _, title in COLUMNS) + " |"
+def markdown(table: Dict, compared: Dict, tasks: Sequence[str], seeds: Sequence[int]) -> str:
+    titles = [title for _, title in PRETRAIN_COLUMNS] + [TASKS[t].title for t in tasks]
     lines = [f"Mean ± standard deviation over seeds {', '.join(map(str, seeds))} "
-             "(one value: one run).", "", header, "|" + "---|" * (len(COLUMNS) + 1)]
+             "(one value: one run).", "", "| objective | " + " | ".join(titles) + " |",
+             "|" + "---|" * (len(titles) + 1)]
     for row, stats in table.items():
-        lines.append(f"| {row} | " + " | ".join(fmt(stats.get(key, {})) for _, key, _ in COLUMNS)
-                     + " |")
+        values = [fmt(stats.get(key, {})) for key, _ in PRETRAIN_COLUMNS]
+        values += [fmt(stats[t][TASKS[t].metric]) for t in tasks]
+        lines.append(f"| {row} | " + " | ".join(values) + " |")
+    lines.append("")
+    for task in tasks:
+        c = compared[task]
+        stats = {row: table[row][task][c["metric"]] for row in c["order"]}
+        order = " > ".join(f"{row} {stats[row]['mean']:.2f}" for row in c["order"])
+        clear = ", ".join(f"{a} > {b}" for a, b in c["clearly_above"]) or "none"
+        lines += [f"- **{TASKS[task].title}** ({TASKS[task].family}): {order}. "
+                  f"Differences beyond 2 sd: {clear}. "
+                  f"Learned (beyond 2 sd of scratch, above the baseline): "
+                  f"{', '.join(c['learned']) or 'no row'}."]
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: Dict[str, Dict[int, Dict]], table: Dict, entropy: float, out: Path) -> None:
+def cell_minutes(out: Path, tasks: Sequence[str]) -> Dict[str, Dict]:
+    """Median wall time of each kind of cell, over the cells in ``out``: pre-training with and
+    without a pseudo part, and each task's fine-tuning and scoring."""
+    kinds: Dict[str, List[float]] = {}
+    for path in (out / "cells").glob("*.json"):
+        stage, *rest = path.stem.split("__")
+        if not rest:
+            continue
+        kind = (("pretrain ae" if rest[0] == "ae" else "pretrain with pseudo masks")
+                if stage == "pretrain" else f"{stage} fine-tuning and scoring")
+        if stage == "pretrain" or stage in tasks:
+            kinds.setdefault(kind, []).append(json.loads(path.read_text())["wall_s"] / 60)
+    return {kind: {"median": round(statistics.median(v), 2), "cells": len(v)}
+            for kind, v in sorted(kinds.items())}
+
+
+def plot(rows: Dict[str, Dict[int, Dict]], table: Dict, tasks: Sequence[str], entropy: float,
+         out: Path) -> None:
     import logging
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     import matplotlib
@@ -578,11 +941,10 @@ def plot(rows: Dict[str, Dict[int, Dict]], table: Dict, entropy: float, out: Pat
     parts = [part for part in ("ae_loss", "par_loss", "ar_loss")
              if any(f"valid_{part}" in cells.get("pretrain", {}).get("curves", {})
                     for seeds in rows.values() for cells in seeds.values())]
-    fig, axes = plt.subplots(1, len(parts), figsize=(5 * len(parts), 4), sharey=True,
-                             squeeze=False)
-    axes = axes[0]
+    fig, axes = plt.subplots(1, max(1, len(parts)), figsize=(5 * max(1, len(parts)), 4),
+                             sharey=True, squeeze=False)
     colors = {row: f"C{i}" for i, row in enumerate(rows)}
-    for ax, part in zip(axes, parts):
+    for ax, part in zip(axes[0], parts):
         for row, seeds in rows.items():
             for seed, cells in seeds.items():
                 points = cells.get("pretrain", {}).get("curves", {}).get(f"valid_{part}")
@@ -599,16 +961,15 @@ def plot(rows: Dict[str, Dict[int, Dict]], table: Dict, entropy: float, out: Pat
     fig.savefig(out / "pretraining_curves.png", dpi=100)
     plt.close(fig)
 
-    metrics = [("bleu4", "QG BLEU-4"), ("rougeL", "QG ROUGE-L"), ("accuracy", "classification acc.")]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
     names = list(table)
-    for ax, (key, title) in zip(axes, metrics):
-        means = [table[n].get(key, {}).get("mean", 0.0) for n in names]
-        stds = [table[n].get(key, {}).get("std", 0.0) for n in names]
-        ax.bar(range(len(names)), means, yerr=stds, capsize=3,
+    for ax, task in zip(axes[0], tasks):
+        stats = [table[n][task][TASKS[task].metric] for n in names]
+        ax.bar(range(len(names)), [s.get("mean", 0.0) for s in stats],
+               yerr=[s.get("std", 0.0) for s in stats], capsize=3,
                color=[colors.get(n, "gray") for n in names])
         ax.set_xticks(range(len(names)), names, rotation=30, fontsize=8)
-        ax.set(title=title)
+        ax.set(title=TASKS[task].title)
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(out / "finetuning_scores.png", dpi=100)
@@ -632,31 +993,32 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     scratch = [] if cfg.skip_scratch else [SCRATCH]
     rows: Dict[str, Dict[int, Dict]] = {row: {} for row in [*cfg.objectives, *scratch]}
     for seed in cfg.seeds:
-        for objective in cfg.objectives:
-            pre = pretrain_cell(cfg, out, objective, seed)
-            rows[objective][seed] = {
-                "pretrain": pre,
-                "qg": qg_cell(cfg, out, objective, seed, pre["checkpoint"], spm_model),
-                "cls": cls_cell(cfg, out, objective, seed, pre["checkpoint"])}
-        if scratch:
-            rows[SCRATCH][seed] = {"qg": qg_cell(cfg, out, SCRATCH, seed, None, spm_model),
-                                   "cls": cls_cell(cfg, out, SCRATCH, seed, None)}
+        for row in [*cfg.objectives, *scratch]:
+            pre = pretrain_cell(cfg, out, row, seed) if row != SCRATCH else None
+            checkpoint = pre and pre["checkpoint"]
+            rows[row][seed] = dict({"pretrain": pre} if pre else {}, **{
+                task: finetune_cell(cfg, out, task, row, seed, checkpoint, spm_model)
+                for task in cfg.tasks})
     if os.environ.get(WORKER_ENV):
         return {}
-    baseline = baselines(out)
-    table = summarize(rows, baseline)
-    md = markdown(table, cfg.seeds)
+    baseline = baselines(cfg, out)
+    table = summarize(rows, baseline, cfg.tasks)
+    compared = comparisons(table, cfg.tasks)
+    md = markdown(table, compared, cfg.tasks, cfg.seeds)
     results = {"config": vars(cfg), "data": {k: v for k, v in prepared.items()
                                              if k != "spm_model"},
-               "table": table, "cells": rows, "baseline": baseline,
+               "table": table, "comparisons": compared, "cells": rows, "baseline": baseline,
+               "cell_minutes": cell_minutes(out, cfg.tasks),
                "minutes": round((time.time() - start) / 60, 2)}
     (out / "results.json").write_text(json.dumps(results, indent=1))
     (out / "results.md").write_text(md)
-    plot(rows, table, prepared["unigram_entropy"], out)
+    plot(rows, table, cfg.tasks, prepared["unigram_entropy"], out)
+    times = ", ".join(f"{kind} {t['median']:.1f}" for kind, t in results["cell_minutes"].items())
     print(f"\n== ablation table (unigram entropy of the valid text: "
           f"{prepared['unigram_entropy']:.2f} bits)\n\n{md}", flush=True)
     print(f"results: {out / 'results.json'}  {out / 'results.md'}\n"
           f"plots:   {out / 'pretraining_curves.png'}  {out / 'finetuning_scores.png'}\n"
+          f"minutes a cell (median): {times}\n"
           f"this run: {results['minutes']} min (finished cells kept from earlier runs count "
           "as 0)", flush=True)
     return results

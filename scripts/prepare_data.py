@@ -14,6 +14,8 @@ files for fairseq-preprocess (directly or through scripts/wordpiece.py) and scor
     # XSum: the release's bbc-summary-data folder and its id split
     python scripts/prepare_data.py xsum --input bbc-summary-data \\
         --split-file XSum-TRAINING-DEV-TEST-SPLIT-90-5-5.json --output xsum
+    # A Project Gutenberg book, one paragraph a line (--text of scripts/ablation.py)
+    python scripts/prepare_data.py gutenberg --input botchan.txt --output botchan.paragraphs.txt
 
 Files (fairseq_unilmv2/prepare/): .src / .tgt text pairs; for QG the key (--src of
 score.py --qg) and reference files of each evaluated split (.key / .ref), in the reference
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fairseq_unilmv2.prepare.cnndm import S2S_FT_MAX_SOURCE_PIECES, prepare_cnndm  # noqa: E402
 from fairseq_unilmv2.prepare.common import run_command  # noqa: E402
+from fairseq_unilmv2.prepare.gutenberg import prepare_gutenberg  # noqa: E402
 from fairseq_unilmv2.prepare.qg import prepare_nqg, prepare_squad  # noqa: E402
 from fairseq_unilmv2.prepare.xsum import prepare_xsum  # noqa: E402
 
@@ -90,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="XSum-TRAINING-DEV-TEST-SPLIT-90-5-5.json")
     xsum.add_argument("--output", required=True, type=Path,
                       help="folder for {train,valid,test}.{src,tgt,id}")
+    gutenberg = commands.add_parser("gutenberg", help="a Project Gutenberg book as one paragraph "
+                                    "a line (licence dropped, wrapped lines joined)")
+    gutenberg.add_argument("--input", required=True, type=Path, help="the book's plain text")
+    gutenberg.add_argument("--output", required=True, type=Path, help="file to write")
+    gutenberg.add_argument("--width", type=int, default=0,
+                           help="the book's wrap width (0: the longest of the lines around "
+                           "each line)")
     return parser
 
 
@@ -105,6 +115,8 @@ def run(args: argparse.Namespace) -> None:
     elif args.command == "cnndm":
         prepare_cnndm(args.input, args.output, args.url_list, args.vocab, args.bpe_output,
                       args.max_source_pieces)
+    elif args.command == "gutenberg":
+        prepare_gutenberg(args.input, args.output, args.width)
     else:
         prepare_xsum(args.input, args.split_file, args.output)
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from fairseq_unilmv2.experiments.downstream import backwards_word_pairs
 from fairseq_unilmv2.experiments.stages import (
     baseline, encode_sentencepiece, finetune, fresh_dir, generate, loss_series, preprocess,
     pretrain, read_lines, score, train_sentencepiece, unigram_entropy, write_lines)
@@ -105,8 +106,6 @@ QUICK = dict(encoder_ffn_embed_dim=128, pretrain_batch_size=32, pretrain_updates
              finetune_batch_size=16, finetune_updates=30, validations=3, max_test_examples=13)
 # Examples printed at the end, from the test set.
 SHOWN_EXAMPLES = 5
-# An answer: the letters of a word (MIN_LETTERS or more), without the punctuation around it.
-ANSWER = re.compile(r"^([^A-Za-z]*)([A-Za-z]{4,})([^A-Za-z]*)$")
 
 HEADING_UNDERLINE = set("*=-~^#")
 
@@ -169,27 +168,6 @@ def prose_paragraphs(document: str) -> List[str]:
         if wordlike >= 0.85:
             paragraphs.append(text)
     return paragraphs
-
-
-def backwards_word_pairs(paragraph: str, rng: random.Random, context_words: int,
-                        every: int) -> List[Tuple[str, str]]:
-    """(source, answer) pairs of a paragraph: a word written backwards, to be read forwards.
-
-    One word in ``every`` (drawn without replacement among the words of four letters or more)
-    has its letters reversed and put between brackets; the source is that word with
-    ``context_words`` words on each side (within the paragraph), the answer the word:
-    ``"used for [lanoitidnoc] execution."`` -> ``"conditional"``. Punctuation around the word stays
-    in the source, outside the brackets.
-    """
-    words = paragraph.split()
-    candidates = [i for i, word in enumerate(words) if ANSWER.match(word)]
-    pairs = []
-    for i in sorted(rng.sample(candidates, min(len(candidates), len(words) // every))):
-        before, answer, after = ANSWER.match(words[i]).groups()
-        context = words[max(0, i - context_words):i] + [f"{before}[{answer[::-1]}]{after}"] + \
-            words[i + 1:i + 1 + context_words]
-        pairs.append((" ".join(context), answer))
-    return pairs
 
 
 def build_text(cfg: QuickstartConfig, text_dir: Path) -> Dict[str, int]:
