@@ -82,7 +82,7 @@ TASKS = {task.name: task for task in (
     Task("backwards-word", "generation", "exact", "backwards word EM (%)", own_text=True,
          cost=0.9),
     Task("spelling", "classification", "accuracy", "spelling acc. (%)", own_text=True,
-         cost=0.2),
+         cost=0.25),
     Task("misspelled-word", "span", "exact_match", "misspelled word EM (%)", ("f1",),
          own_text=True, cost=0.35),
     Task("word-order", "classification", "accuracy", "word order acc. (%)", own_text=True,
@@ -167,7 +167,7 @@ class AblationConfig:
         "help": "words of a word-order example"})
     backwards_word_updates: int = field(default=1500, metadata={
         "help": "backwards-word fine-tuning updates"})
-    spelling_updates: int = field(default=250, metadata={"help": "spelling fine-tuning updates"})
+    spelling_updates: int = field(default=500, metadata={"help": "spelling fine-tuning updates"})
     misspelled_word_updates: int = field(default=800, metadata={
         "help": "misspelled-word fine-tuning updates"})
     word_order_updates: int = field(default=400, metadata={
@@ -193,7 +193,7 @@ class AblationConfig:
     beam: int = field(default=3, metadata={"help": "beam size of the generation tasks"})
     lenpen: float = field(default=1.0, metadata={"help": "length penalty of generation"})
     validations: int = field(default=4, metadata={"help": "validations a training run"})
-    max_test_examples: int = field(default=300, metadata={
+    max_test_examples: int = field(default=1000, metadata={
         "help": "test and valid examples of each task, at most (0 = all; question-match keeps "
                 "twice as many: a positive and a negative a question)"})
     pretrain_paragraphs: int = field(default=0, metadata={
@@ -251,18 +251,33 @@ NOT_IN_CELLS = ("out", "objectives", "seeds", "threads", "jobs", "skip_scratch",
 
 def check_settings(cfg: AblationConfig, out: Path) -> None:
     """Finished cells are reused only under the settings that made them: --out of another
-    study (other sizes, text or updates) is refused rather than mixed into one table."""
+    study (other sizes or text) is refused rather than mixed into one table. A task's own
+    number of updates is the exception: changed, only that task's cells are made again (the old
+    ones are moved to ``cells/superseded/``), so one task can be tuned on the same checkpoints."""
     settings = {k: v for k, v in vars(cfg).items() if k not in NOT_IN_CELLS}
     path = out / "settings.json"
     if path.exists():
         before = json.loads(path.read_text())
         changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
-        if changed:
-            flags = ", ".join(flag_of(k) for k in changed)
+        own = {f"{task.replace('-', '_')}_updates": task for task in TASKS}
+        fixed = [k for k in changed if k not in own]
+        if fixed:
+            flags = ", ".join(flag_of(k) for k in fixed)
             raise SystemExit(f"ablation: {out} holds cells made with other settings ({flags}): "
                              "pass the same ones, or another --out")
-    else:
-        path.write_text(json.dumps(settings, indent=1))
+        for key in changed:
+            supersede_cells(out, own[key], f"{flag_of(key)} {before.get(key)} -> {settings[key]}")
+    path.write_text(json.dumps(settings, indent=1))
+
+
+def supersede_cells(out: Path, task: str, why: str) -> None:
+    """Move a task's finished cells out of the way: they are made again."""
+    cells = sorted((out / "cells").glob(f"{task}__*.json"))
+    print(f"== {task}: {why}: its {len(cells)} finished cells are made again (the old ones: "
+          f"{out / 'cells' / 'superseded'})", flush=True)
+    for path in cells:
+        (out / "cells" / "superseded").mkdir(exist_ok=True)
+        path.rename(out / "cells" / "superseded" / path.name)
 
 
 def check_inputs(cfg: AblationConfig) -> None:

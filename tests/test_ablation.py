@@ -8,6 +8,7 @@ again, which must keep every finished cell and run no fairseq stage. A second st
 GPU-scale tasks (qg, question-match, squad) with ``--mask-only``.
 """
 import json
+import shutil
 import subprocess
 import sys
 
@@ -86,6 +87,29 @@ def test_table_has_every_row_and_task(study):
     kinds = results["cell_minutes"]
     assert {"pretrain ae", "pretrain with pseudo masks"} <= set(kinds)
     assert all(f"{task} fine-tuning and scoring" in kinds for task in tasks)
+
+
+def test_a_task_retuned_remakes_its_cells_only(study, tmp_path):
+    """Another --spelling-updates on the same --out: the spelling cells of every row are made
+    again, the pre-trainings and the other tasks' cells are kept; another model size is still
+    refused."""
+    out, _, _ = study
+    copy = tmp_path / "study"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("checkpoints"))
+    updates = str(ablation.QUICK["spelling_updates"] + 1)
+    stdout = run_ablation(copy, [*COMMAND, "--spelling-updates", updates])
+    assert f"--spelling-updates {ablation.QUICK['spelling_updates']} -> {updates}" in stdout
+    assert stdout.count("--criterion sentence_prediction") == 3  # ar, ae, scratch
+    assert "--task pmlm" not in stdout and "--task squad" not in stdout
+    assert "--task unilm_seq2seq" not in stdout
+    assert len(list((copy / "cells" / "superseded").glob("spelling__*.json"))) == 3
+    settings = json.loads((copy / "settings.json").read_text())
+    assert settings["spelling_updates"] == int(updates)
+    refused = subprocess.run([sys.executable, str(REPO / "scripts" / "ablation.py"), *COMMAND,
+                              "--vocab-size", "99", "--out", str(copy)],
+                             capture_output=True, text=True, timeout=600,
+                             env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+    assert refused.returncode != 0 and "(--vocab-size)" in refused.stderr
 
 
 def test_task_examples_come_from_paragraphs_held_out_of_pretraining(study):
