@@ -28,6 +28,14 @@ REPO = Path(__file__).resolve().parents[1]
 TAIL = 200
 
 
+def shown_command(command) -> str:
+    """The command as a user types it: paths under the clone relative, and this environment's
+    interpreter (``.venv/bin/python``) as ``python``."""
+    words = [("python" if word == sys.executable or word.endswith("/bin/python") else word)
+             if i == 0 else word for i, word in enumerate(command)]
+    return " ".join(words).replace(str(REPO) + "/", "")
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
@@ -101,7 +109,7 @@ def main(argv=None) -> int:
     else:
         printed_lines = 0
     record = {
-        "command": " ".join(args.command).replace(str(REPO) + "/", ""),
+        "command": shown_command(args.command),
         "exit_status": status,
         "date_utc": started.strftime("%Y-%m-%d %H:%M:%S"),
         "wall_s": round(time.monotonic() - start, 1),
