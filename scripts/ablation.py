@@ -46,6 +46,7 @@ import json
 import os
 import random
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -633,12 +634,10 @@ def binarize(cfg: AblationConfig, task: str, text_dir: Path, spm_dir: Path, bin_
         stages.preprocess(bin_dir / task / "label", text_dir / task / "{}.label", SPLITS,
                           workers=1)
     else:  # span: --task squad tokenizes the JSON itself, with --spm-model
+        (bin_dir / task).mkdir(parents=True, exist_ok=True)
         for split in SPLITS:
-            (bin_dir / task).mkdir(parents=True, exist_ok=True)
-            (bin_dir / task / f"{split}.json").write_text(
-                (text_dir / task / f"{split}.json").read_text(encoding="utf-8"), encoding="utf-8")
-        (bin_dir / task / "dict.txt").write_text(dictionary.read_text(encoding="utf-8"),
-                                                 encoding="utf-8")
+            shutil.copyfile(text_dir / task / f"{split}.json", bin_dir / task / f"{split}.json")
+        shutil.copyfile(dictionary, bin_dir / task / "dict.txt")
 
 
 # ----------------------------------------------------------------------------- stages
@@ -818,11 +817,6 @@ def first_word(context: str) -> str:
     return context.split()[0]
 
 
-def first_sentence(context: str) -> str:
-    match = re.search(r"[.!?](\s|$)", context)
-    return context[:match.start() + 1] if match else context
-
-
 def first_candidate(context: str) -> str:
     """The first word that could be an answer (four letters or more, punctuation off)."""
     return next((m.group(2) for m in map(downstream.ANSWER.match, context.split()) if m),
@@ -833,7 +827,7 @@ def first_candidate(context: str) -> str:
 SPAN_BASELINES = {
     "fill-blank": (first_word, "the first word (the passage's order is random)"),
     "misspelled-word": (first_candidate, "the first word of four letters or more"),
-    "squad": (first_sentence, "the first sentence"),
+    "squad": (downstream.first_sentence, "the first sentence"),
 }
 
 

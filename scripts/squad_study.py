@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 
 from fairseq_unilmv2.experiments import stages
+from fairseq_unilmv2.experiments.downstream import first_sentence
 from fairseq_unilmv2.experiments.stages import cli, done_training_s
 
 REPO = Path(__file__).resolve().parents[1]
@@ -259,11 +260,6 @@ def minilm(args):
 
 
 # ----------------------------------------------------------------------------- baselines
-def first_sentence(context: str) -> str:
-    match = re.search(r"[.!?](\s|$)", context)
-    return context[:match.start() + 1] if match else context
-
-
 def baselines(args) -> dict:
     from fairseq_unilmv2.scoring.squad import squad_v2_scores
 

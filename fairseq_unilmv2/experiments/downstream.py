@@ -124,10 +124,15 @@ def squad_json(questions: Sequence[Dict[str, object]], title: str, id_prefix: st
     return {"version": "1.1", "data": [{"title": title, "paragraphs": paragraphs}]}
 
 
+def swap_places(word: str) -> List[int]:
+    """Where :func:`swap_letters` may swap ``word[i]`` and ``word[i + 1]``."""
+    return [i for i in range(1, len(word) - 1) if word[i] != word[i + 1]]
+
+
 def swap_letters(word: str, rng: random.Random) -> str:
     """``word`` with two neighbouring letters swapped (a pair of different letters, never the
     first letter): the same letters in another order, ``"claws"`` -> ``"clasw"``."""
-    places = [i for i in range(1, len(word) - 1) if word[i] != word[i + 1]]
+    places = swap_places(word)
     if not places:
         return word
     i = rng.choice(places)
@@ -166,7 +171,7 @@ def misspelled_word_questions(paragraph: str, rng: random.Random, candidates: in
     questions, start, found = [], 0, []
     for i, word in enumerate(words):
         match = ANSWER.match(word)
-        if match and swap_letters(match.group(2), random.Random(0)) != match.group(2):
+        if match and swap_places(match.group(2)):
             found.append(i)
         if len(found) < candidates:
             continue
@@ -180,3 +185,9 @@ def misspelled_word_questions(paragraph: str, rng: random.Random, candidates: in
                           "answer": answer, "answer_start": offset})
         start, found = i + 1, []
     return questions
+
+
+def first_sentence(context: str) -> str:
+    """The trivial SQuAD answer: the context up to its first sentence end."""
+    match = re.search(r"[.!?](\s|$)", context)
+    return context[:match.start() + 1] if match else context
