@@ -171,3 +171,19 @@ def test_comparisons_name_clear_differences_and_rows_that_learned():
     assert ["ae+par", "par"] in result["clearly_above"]
     assert ["par", "scratch"] not in result["clearly_above"]
     assert result["learned"] == ["ae+par", "ae"]
+
+
+def test_documented_table_is_the_recorded_default_run():
+    """The default run's table in the README and in the recipe is the one its record holds
+    (benchmarks/results/ablation.json), as ``markdown`` writes it: a rerun that changes the
+    record must change both documents."""
+    record = json.loads((REPO / "benchmarks" / "results" / "ablation.json").read_text())
+    result, config = record["result"], record["result"]["config"]
+    written = ablation.markdown(result["table"], result["comparisons"], config["tasks"],
+                                config["seeds"])
+    rows = [line for line in written.splitlines() if line.startswith("|")]
+    assert len(rows) == 2 + len(result["table"])  # header, rule, one line a row
+    assert "ae+par" in result["comparisons"]["backwards-word"]["learned"]
+    for doc in (REPO / "README.md", REPO / "examples" / "ablation" / "README.md"):
+        assert "\n".join(rows) in doc.read_text(encoding="utf-8"), (
+            f"{doc.relative_to(REPO)} lacks the recorded default table:\n" + "\n".join(rows))
